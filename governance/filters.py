@@ -1,0 +1,62 @@
+import django_filters as df
+
+from governance import models as m
+
+
+class DataClassFilter(df.FilterSet):
+    name = df.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = m.DataClass
+        fields = ["name", "tier", "fine_tuning_use", "dp_required", "redaction_required"]
+
+
+class ProcessorFilter(df.FilterSet):
+    name = df.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = m.Processor
+        fields = ["name", "country"]
+
+
+class AttestationFilter(df.FilterSet):
+    expires_before = df.DateFilter(field_name="expires_on", lookup_expr="lte", label="Expires on or before")
+
+    class Meta:
+        model = m.Attestation
+        fields = ["processor", "kind", "expires_before"]
+
+
+class DataProcessingAgreementFilter(df.FilterSet):
+    title = df.CharFilter(lookup_expr="icontains")
+    expires_before = df.DateFilter(field_name="expires_on", lookup_expr="lte", label="Expires on or before")
+
+    class Meta:
+        model = m.DataProcessingAgreement
+        fields = ["title", "processor", "no_training_on_customer_data", "no_retention_of_training_data", "expires_before"]
+
+
+class ComputeTargetFilter(df.FilterSet):
+    class Meta:
+        model = m.ComputeTarget
+        fields = ["kind", "region", "egress_blocked", "active"]
+
+
+class DatasetFilter(df.FilterSet):
+    name = df.CharFilter(lookup_expr="icontains")
+    unclassified = df.BooleanFilter(field_name="data_classes", lookup_expr="isnull", label="Awaiting classification", distinct=True)
+
+    class Meta:
+        model = m.Dataset
+        fields = ["name", "file_format", "segment", "state", "lawful_basis", "data_classes", "unclassified"]
+
+
+class AuditEventFilter(df.FilterSet):
+    action = df.CharFilter(lookup_expr="icontains")
+    actor = df.CharFilter(field_name="actor_username", label="Actor")
+    since = df.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    until = df.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lte")
+
+    class Meta:
+        model = m.AuditEvent
+        fields = ["action", "object_type", "object_id", "actor", "since", "until"]

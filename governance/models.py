@@ -1,0 +1,613 @@
+"""Governance records and the tamper-evident audit trail.
+
+Models own their invariants (a DPA knows whether it is in force on a date, an audit event knows
+its own hash); every state change goes through `governance.actions`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import connection, models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from portal.keys import blob_store, master_key
+
+
+# --------------------------------------------------------------------------- visibility
+
+
+class RestrictedQuerySet(models.QuerySet):
+    """One place decides what a user may see of a model: pages, API and downloads all use it."""
+
+    def visible_to(self, user):
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.none()
+        meta = self.model._meta
+        if user.has_perm(f"{meta.app_label}.view_{meta.model_name}"):
+            return self
+        return self.model.narrow_visible(self, user)
+
+
+class GovernanceRecord(models.Model):
+    """Common ground for the records legal and privacy staff keep."""
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def narrow_visible(cls, queryset, user):
+        return queryset.none()
+
+    @classmethod
+    def can_browse(cls, user) -> bool:
+        meta = cls._meta
+        return user.is_authenticated and user.has_perm(f"{meta.app_label}.view_{meta.model_name}")
+
+    @classmethod
+    def can_add(cls, user) -> bool:
+        meta = cls._meta
+        return user.is_authenticated and user.has_perm(f"{meta.app_label}.add_{meta.model_name}")
+
+    def can_change(self, user) -> bool:
+        meta = self._meta
+        return user.is_authenticated and user.has_perm(f"{meta.app_label}.change_{meta.model_name}")
+
+    def audit_snapshot(self) -> dict:
+        """The field values an audit event records for this object (no secrets, no blobs)."""
+        data = {}
+        for field in self._meta.concrete_fields:
+            if isinstance(field, models.BinaryField) or field.name in self.audit_exclude:
+                continue
+            data[field.attname] = field.value_from_object(self)
+        for field in self._meta.many_to_many:
+            if self.pk:
+                data[field.name] = sorted(o.pk for o in field.value_from_object(self))
+        return data
+
+    audit_exclude: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------- data classes
+
+
+class Tier(models.TextChoices):
+    PUBLIC = "public", "Public"
+    INTERNAL = "internal", "Internal"
+    CONFIDENTIAL = "confidential", "Confidential"
+    RESTRICTED = "restricted", "Restricted"
+
+
+class DataCategory(models.TextChoices):
+    PERSONAL = "personal", "Personal data"
+    SPECIAL = "special_category", "Special category / health"
+    FINANCIAL = "financial", "Financial"
+    TRADE_SECRET = "trade_secret", "Trade secret"
+
+
+class Regulation(models.TextChoices):
+    GDPR = "GDPR", "GDPR"
+    UK_GDPR = "UK_GDPR", "UK GDPR"
+    HIPAA = "HIPAA", "HIPAA"
+    CCPA = "CCPA", "CCPA / CPRA"
+    GLBA = "GLBA", "GLBA"
+    PCI_DSS = "PCI_DSS", "PCI DSS"
+    EU_AI_ACT = "EU_AI_ACT", "EU AI Act"
+
+
+class FineTuningUse(models.TextChoices):
+    ALLOWED = "allowed", "Allowed for fine-tuning"
+    EVAL_ONLY = "eval_only", "Evaluation only"
+    FORBIDDEN = "forbidden", "Forbidden"
+
+
+class ComputeKind(models.TextChoices):
+    ON_PREMISES = "on_premises", "On premises"
+    PRIVATE_CLOUD = "private_cloud", "Private cloud"
+    EXTERNAL_PROVIDER = "external_provider", "External provider"
+
+
+class DataClass(GovernanceRecord):
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    tier = models.CharField("sensitivity tier", max_length=20, choices=Tier.choices, default=Tier.INTERNAL)
+    categories = models.JSONField(default=list, blank=True, help_text="Kinds of data in this class.")
+    regulations = models.JSONField(default=list, blank=True)
+    fine_tuning_use = models.CharField(max_length=20, choices=FineTuningUse.choices, default=FineTuningUse.ALLOWED)
+    redaction_required = models.BooleanField(default=True)
+    dp_required = models.BooleanField("differential privacy required", default=True)
+    max_epsilon = models.FloatField(
+        "maximum ε", null=True, blank=True, validators=[MinValueValidator(0.01), MaxValueValidator(100)],
+        help_text="Largest privacy loss ε a run on this class may claim. Empty: no cap.",
+    )
+    max_delta = models.FloatField(
+        "maximum δ", null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(0.01)],
+        help_text="Largest δ a run may use. Empty: at most 1/N, N the number of records.",
+    )
+    allowed_compute_kinds = models.JSONField(default=list, blank=True, help_text="Empty: any kind of compute.")
+    allowed_regions = models.JSONField(default=list, blank=True, help_text="Region codes, e.g. eu-west-1. Empty: any.")
+    retention_days = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: keep until deleted.")
+    extra_approvals_required = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(5)],
+        help_text="Approvals needed beyond legal counsel and the privacy officer.",
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "data class"
+        verbose_name_plural = "data classes"
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("governance:dataclass_detail", args=[self.pk])
+
+    def clean(self):
+        if self.dp_required and self.fine_tuning_use == FineTuningUse.ALLOWED and self.max_epsilon is None:
+            raise ValidationError({"max_epsilon": "Set a maximum ε: this class requires differential privacy."})
+        unknown = set(self.categories) - set(DataCategory.values)
+        if unknown:
+            raise ValidationError({"categories": f"Unknown categories: {', '.join(sorted(unknown))}."})
+        unknown = set(self.allowed_compute_kinds) - set(ComputeKind.values)
+        if unknown:
+            raise ValidationError({"allowed_compute_kinds": f"Unknown compute kinds: {', '.join(sorted(unknown))}."})
+
+
+# --------------------------------------------------------------------------- processors and DPAs
+
+
+class Processor(GovernanceRecord):
+    name = models.CharField(max_length=200, unique=True)
+    legal_entity = models.CharField(max_length=300, blank=True)
+    country = models.CharField(max_length=100, blank=True)
+    contact_email = models.EmailField(blank=True)
+    services = models.TextField(blank=True, help_text="What the processor does for us.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("governance:processor_detail", args=[self.pk])
+
+
+class AttestationKind(models.TextChoices):
+    SOC2_TYPE2 = "soc2_type2", "SOC 2 Type II"
+    SOC2_TYPE1 = "soc2_type1", "SOC 2 Type I"
+    ISO27001 = "iso27001", "ISO/IEC 27001"
+    ISO27701 = "iso27701", "ISO/IEC 27701"
+    ISO42001 = "iso42001", "ISO/IEC 42001"
+    HIPAA_BAA = "hipaa_baa", "HIPAA business associate agreement"
+    CSA_STAR = "csa_star", "CSA STAR"
+    OTHER = "other", "Other"
+
+
+class Attestation(GovernanceRecord):
+    processor = models.ForeignKey(Processor, on_delete=models.CASCADE, related_name="attestations")
+    kind = models.CharField(max_length=30, choices=AttestationKind.choices)
+    issued_by = models.CharField(max_length=200, blank=True, help_text="Auditor or certification body.")
+    issued_on = models.DateField()
+    expires_on = models.DateField()
+    reference = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["processor__name", "kind", "-expires_on"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} — {self.processor} (until {self.expires_on})"
+
+    def get_absolute_url(self):
+        return reverse("governance:attestation_detail", args=[self.pk])
+
+    def clean(self):
+        if self.issued_on and self.expires_on and self.expires_on < self.issued_on:
+            raise ValidationError({"expires_on": "The expiry date is before the issue date."})
+
+    def valid_on(self, day: dt.date) -> bool:
+        return self.issued_on <= day <= self.expires_on
+
+
+class DeletionAtEnd(models.TextChoices):
+    DELETE = "delete", "Delete all personal data"
+    RETURN = "return", "Return all personal data"
+    RETURN_THEN_DELETE = "return_then_delete", "Return, then delete copies"
+
+
+class DataProcessingAgreement(GovernanceRecord):
+    """A DPA under GDPR Art. 28(3), with the AI terms fine-tuning needs."""
+
+    processor = models.ForeignKey(Processor, on_delete=models.PROTECT, related_name="agreements")
+    title = models.CharField(max_length=200)
+    version = models.PositiveIntegerField(default=1)
+    signed_on = models.DateField(null=True, blank=True, help_text="Empty while unsigned: not in force.")
+    effective_from = models.DateField()
+    expires_on = models.DateField(null=True, blank=True, help_text="Empty: runs until terminated.")
+    terminated_on = models.DateField(null=True, blank=True)
+    # Art. 28(3) contents
+    subject_matter = models.TextField()
+    duration = models.CharField(max_length=300, help_text="Duration of the processing, as the contract states it.")
+    nature_and_purpose = models.TextField()
+    data_types = models.TextField("types of personal data")
+    data_subject_categories = models.TextField("categories of data subjects")
+    documented_instructions = models.TextField(help_text="Art. 28(3)(a): processing only on documented instructions.")
+    international_transfers = models.TextField(blank=True, help_text="Transfers outside the EEA and their mechanism (SCCs, adequacy).")
+    confidentiality_commitment = models.BooleanField(default=False, help_text="Art. 28(3)(b)")
+    security_measures = models.TextField(help_text="Art. 28(3)(c) / Art. 32 measures.")
+    subprocessors = models.TextField(blank=True, help_text="Art. 28(3)(d): authorised sub-processors, one per line.")
+    subprocessor_changes_need_approval = models.BooleanField(default=True)
+    assists_with_data_subject_rights = models.BooleanField(default=False, help_text="Art. 28(3)(e)")
+    assists_with_security_and_dpia = models.BooleanField(default=False, help_text="Art. 28(3)(f)")
+    deletion_at_end = models.CharField(max_length=30, choices=DeletionAtEnd.choices, default=DeletionAtEnd.DELETE, help_text="Art. 28(3)(g)")
+    audit_rights = models.BooleanField(default=False, help_text="Art. 28(3)(h): audits and inspections allowed.")
+    # AI terms
+    no_retention_of_training_data = models.BooleanField(default=False)
+    no_training_on_customer_data = models.BooleanField(default=False, help_text="The provider does not train its own models on our data.")
+    breach_notification_hours = models.PositiveIntegerField(null=True, blank=True, validators=[MaxValueValidator(720)])
+    processing_regions = models.JSONField(default=list, blank=True)
+    required_attestations = models.JSONField(default=list, blank=True, help_text="Attestation kinds that must be valid for the DPA to be in force.")
+    # The signed document, encrypted at rest.
+    document_blob_id = models.CharField(max_length=36, blank=True, editable=False)
+    document_wrapped_key = models.BinaryField(null=True, editable=False)
+    document_sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    document_name = models.CharField(max_length=255, blank=True, editable=False)
+    document_size = models.PositiveBigIntegerField(null=True, editable=False)
+
+    audit_exclude = ("document_wrapped_key",)
+
+    class Meta:
+        ordering = ["processor__name", "-version"]
+        verbose_name = "data processing agreement"
+        constraints = [models.UniqueConstraint(fields=["processor", "title", "version"], name="dpa_unique_version")]
+
+    def __str__(self):
+        return f"{self.title} v{self.version} ({self.processor})"
+
+    def get_absolute_url(self):
+        return reverse("governance:dataprocessingagreement_detail", args=[self.pk])
+
+    def clean(self):
+        if self.effective_from and self.expires_on and self.expires_on < self.effective_from:
+            raise ValidationError({"expires_on": "The end date is before the start date."})
+        unknown = set(self.required_attestations) - set(AttestationKind.values)
+        if unknown:
+            raise ValidationError({"required_attestations": f"Unknown attestation kinds: {', '.join(sorted(unknown))}."})
+
+    def lapses_on(self, day: dt.date) -> list[str]:
+        """Why the agreement is not in force on `day`: an empty list means it is."""
+        reasons = []
+        if not self.signed_on:
+            reasons.append("it has not been signed")
+        if day < self.effective_from:
+            reasons.append(f"it takes effect only on {self.effective_from:%Y-%m-%d}")
+        if self.expires_on and day > self.expires_on:
+            reasons.append(f"it expired on {self.expires_on:%Y-%m-%d}")
+        if self.terminated_on and day >= self.terminated_on:
+            reasons.append(f"it was terminated on {self.terminated_on:%Y-%m-%d}")
+        attestations = list(self.processor.attestations.all())
+        for kind in self.required_attestations:
+            if not any(a.kind == kind and a.valid_on(day) for a in attestations):
+                label = AttestationKind(kind).label
+                reasons.append(f"the processor has no {label} attestation valid on {day:%Y-%m-%d}")
+        return reasons
+
+    def in_force_on(self, day: dt.date) -> bool:
+        return not self.lapses_on(day)
+
+    @property
+    def lapses_on_today(self) -> list[str]:
+        return self.lapses_on(timezone.localdate())
+
+    def next_expiry(self, today: dt.date) -> dt.date | None:
+        """The soonest date on which this DPA or one of its required attestations ends."""
+        dates = [self.expires_on] if self.expires_on and self.expires_on >= today else []
+        for kind in self.required_attestations:
+            valid = [a.expires_on for a in self.processor.attestations.all() if a.kind == kind and a.expires_on >= today]
+            if valid:
+                dates.append(max(valid))
+        return min(dates) if dates else None
+
+    @property
+    def has_document(self) -> bool:
+        return bool(self.document_blob_id and self.document_wrapped_key)
+
+    def document_context(self) -> str:
+        return f"provenant:dpa-document:{self.document_blob_id}"
+
+    def open_document(self):
+        key = master_key().unwrap(self.document_wrapped_key, self.document_context())
+        return key, blob_store().open(self.document_blob_id)
+
+
+# --------------------------------------------------------------------------- compute
+
+
+class ComputeTarget(GovernanceRecord):
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=30, choices=ComputeKind.choices)
+    region = models.CharField(max_length=50, help_text="Where the hardware is, e.g. eu-west-1 or on-prem-paris.")
+    egress_blocked = models.BooleanField(default=True, help_text="Outbound network from the training hosts is blocked.")
+    processor = models.ForeignKey(Processor, null=True, blank=True, on_delete=models.PROTECT, related_name="compute_targets")
+    dpa = models.ForeignKey(
+        DataProcessingAgreement, null=True, blank=True, on_delete=models.PROTECT, related_name="compute_targets",
+        verbose_name="DPA", help_text="Required for an external provider.",
+    )
+    celery_queue = models.CharField(max_length=50, default="gpu")
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("governance:computetarget_detail", args=[self.pk])
+
+    def clean(self):
+        if self.kind == ComputeKind.EXTERNAL_PROVIDER:
+            if not self.dpa_id:
+                raise ValidationError({"dpa": "An external provider needs the DPA it runs under."})
+            if self.processor_id and self.dpa.processor_id != self.processor_id:
+                raise ValidationError({"dpa": "This DPA is with a different processor."})
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+class LawfulBasis(models.TextChoices):
+    CONSENT = "consent", "Consent — Art. 6(1)(a)"
+    CONTRACT = "contract", "Contract — Art. 6(1)(b)"
+    LEGAL_OBLIGATION = "legal_obligation", "Legal obligation — Art. 6(1)(c)"
+    VITAL_INTERESTS = "vital_interests", "Vital interests — Art. 6(1)(d)"
+    PUBLIC_TASK = "public_task", "Public task — Art. 6(1)(e)"
+    LEGITIMATE_INTERESTS = "legitimate_interests", "Legitimate interests — Art. 6(1)(f)"
+    NOT_PERSONAL = "not_personal", "Not personal data"
+
+
+class Segment(models.TextChoices):
+    TRAIN = "train", "Training"
+    EVAL_ONLY = "eval_only", "Evaluation only"
+
+
+class DatasetFormat(models.TextChoices):
+    JSONL = "jsonl", "JSON Lines (one object per line)"
+    CSV = "csv", "CSV with a header row"
+    TEXT = "text", "Plain text, one record per line"
+
+
+class DatasetState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SHREDDED = "shredded", "Shredded"
+
+
+class DatasetShredded(Exception):
+    pass
+
+
+class Dataset(GovernanceRecord):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="datasets")
+    file_format = models.CharField(max_length=10, choices=DatasetFormat.choices)
+    text_field = models.CharField(max_length=100, default="text", blank=True, help_text="JSONL: the field holding the text.")
+    csv_column = models.CharField(max_length=100, blank=True, help_text="CSV: the column holding the text.")
+    data_classes = models.ManyToManyField(DataClass, blank=True, related_name="datasets")
+    source = models.CharField(max_length=300, help_text="Where the data came from (system, export, vendor).")
+    lawful_basis = models.CharField(max_length=30, choices=LawfulBasis.choices)
+    segment = models.CharField(max_length=20, choices=Segment.choices, default=Segment.TRAIN)
+    state = models.CharField(max_length=20, choices=DatasetState.choices, default=DatasetState.ACTIVE, editable=False)
+    original_filename = models.CharField(max_length=255, editable=False)
+    sha256 = models.CharField("SHA-256 of the plaintext", max_length=64, editable=False)
+    size_bytes = models.PositiveBigIntegerField(editable=False)
+    record_count = models.PositiveIntegerField(editable=False)
+    blob_id = models.CharField(max_length=36, editable=False, unique=True)
+    wrapped_key = models.BinaryField(null=True, editable=False)
+    shredded_at = models.DateTimeField(null=True, editable=False)
+
+    audit_exclude = ("wrapped_key",)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("classify_dataset", "Can classify any dataset")]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("governance:dataset_detail", args=[self.pk])
+
+    @classmethod
+    def narrow_visible(cls, queryset, user):
+        from guardian.shortcuts import get_objects_for_user
+
+        shared = get_objects_for_user(
+            user, "governance.view_dataset", klass=cls, with_superuser=False, accept_global_perms=False
+        )
+        return queryset.filter(Q(owner=user) | Q(pk__in=shared.values("pk")))
+
+    @classmethod
+    def can_browse(cls, user) -> bool:
+        return super().can_browse(user) or cls.can_add(user)
+
+    def can_change(self, user) -> bool:
+        return self.state == DatasetState.ACTIVE and (self.owner_id == user.pk or user.has_perm("governance.classify_dataset"))
+
+    def can_shred(self, user) -> bool:
+        return self.state == DatasetState.ACTIVE and (self.owner_id == user.pk or user.has_perm("governance.delete_dataset"))
+
+    def can_share(self, user) -> bool:
+        return self.state == DatasetState.ACTIVE and self.owner_id == user.pk
+
+    @property
+    def awaiting_classification(self) -> bool:
+        return self.state == DatasetState.ACTIVE and not self.data_classes.exists()
+
+    @staticmethod
+    def key_context(blob_id: str) -> str:
+        return f"provenant:dataset:{blob_id}"
+
+    def open_plaintext(self):
+        """Return (data key, ciphertext file): decrypt with `key.decrypting(file)`, in memory only."""
+        if self.state == DatasetState.SHREDDED or not self.wrapped_key:
+            raise DatasetShredded(f"Dataset {self.pk} was crypto-shredded on {self.shredded_at:%Y-%m-%d}.")
+        key = master_key().unwrap(self.wrapped_key, self.key_context(self.blob_id))
+        return key, blob_store().open(self.blob_id)
+
+
+# --------------------------------------------------------------------------- audit trail
+
+
+def canonical_json(value) -> str:
+    """Sorted keys, no whitespace, UTF-8: the same value always gives the same bytes to hash."""
+    return json.dumps(value, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class AuditChainHead(models.Model):
+    """The newest link of the chain. Locked while appending, so links form one line even
+    under concurrent writers; it also reveals events deleted from the end of the chain."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    sequence = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default="0" * 64)
+
+
+@dataclass(frozen=True)
+class ChainVerification:
+    ok: bool
+    checked: int
+    broken_sequence: int | None = None
+    reason: str = ""
+
+
+class AuditEventQuerySet(RestrictedQuerySet):
+    pass
+
+
+class AuditEvent(models.Model):
+    """One append-only link of a SHA-256 hash chain. A database trigger refuses UPDATE and DELETE."""
+
+    GENESIS = "0" * 64
+
+    sequence = models.PositiveBigIntegerField(unique=True, editable=False)
+    occurred_at = models.DateTimeField(editable=False, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, db_constraint=False,
+        related_name="+", editable=False,
+    )
+    actor_username = models.CharField(max_length=150, editable=False)
+    action = models.CharField(max_length=64, db_index=True, editable=False)
+    object_type = models.CharField(max_length=64, db_index=True, editable=False)
+    object_id = models.CharField(max_length=64, db_index=True, editable=False)
+    summary = models.CharField(max_length=500, editable=False)
+    payload = models.TextField(editable=False, help_text="Canonical JSON")
+    prev_hash = models.CharField(max_length=64, editable=False)
+    hash = models.CharField(max_length=64, unique=True, editable=False)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-sequence"]
+
+    def __str__(self):
+        return f"#{self.sequence} {self.action} {self.object_type}:{self.object_id}"
+
+    @classmethod
+    def narrow_visible(cls, queryset, user):
+        return queryset.none()
+
+    @classmethod
+    def can_browse(cls, user) -> bool:
+        return user.is_authenticated and user.has_perm("governance.view_auditevent")
+
+    def compute_hash(self) -> str:
+        body = canonical_json(
+            {
+                "sequence": self.sequence,
+                "occurred_at": self.occurred_at.astimezone(dt.timezone.utc).isoformat(timespec="microseconds"),
+                "actor_id": self.actor_id,
+                "actor_username": self.actor_username,
+                "action": self.action,
+                "object_type": self.object_type,
+                "object_id": self.object_id,
+                "summary": self.summary,
+                "payload": self.payload,
+                "prev_hash": self.prev_hash,
+            }
+        )
+        return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+    @classmethod
+    def append(cls, *, actor, action: str, object_type: str, object_id, summary: str, payload: dict) -> "AuditEvent":
+        """Append one link. Must run inside the transaction of the change it records."""
+        if not connection.in_atomic_block:
+            raise RuntimeError("Audit events are written inside the transaction of the change they record.")
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+        event = cls(
+            sequence=head.sequence + 1,
+            occurred_at=timezone.now(),
+            actor=actor if actor is not None and actor.pk else None,
+            actor_username=getattr(actor, "username", "") or "system",
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            summary=summary[:500],
+            payload=canonical_json(payload),
+            prev_hash=head.hash if head.sequence else cls.GENESIS,
+        )
+        event.hash = event.compute_hash()
+        event.save(force_insert=True)
+        head.sequence, head.hash = event.sequence, event.hash
+        head.save(update_fields=["sequence", "hash"])
+        return event
+
+    @classmethod
+    def verify_chain(cls) -> ChainVerification:
+        """Walk the chain in order; name the first link that was changed, removed or reordered."""
+        expected_sequence, expected_prev, checked = 1, cls.GENESIS, 0
+        for event in cls.objects.order_by("sequence").iterator(chunk_size=2000):
+            if event.sequence != expected_sequence:
+                return ChainVerification(
+                    False, checked, expected_sequence,
+                    f"event #{expected_sequence} is missing: the chain jumps from #{expected_sequence - 1} "
+                    f"to #{event.sequence} (a row was deleted)",
+                )
+            if event.prev_hash != expected_prev:
+                return ChainVerification(
+                    False, checked, event.sequence,
+                    f"event #{event.sequence} does not link to event #{event.sequence - 1} (its previous-hash differs)",
+                )
+            if event.compute_hash() != event.hash:
+                return ChainVerification(
+                    False, checked, event.sequence,
+                    f"event #{event.sequence} ({event.action} {event.object_type}:{event.object_id}) was changed "
+                    "after it was written: its contents no longer match its hash",
+                )
+            expected_sequence, expected_prev, checked = event.sequence + 1, event.hash, checked + 1
+        head = AuditChainHead.objects.filter(pk=1).first()
+        head_sequence, head_hash = (head.sequence, head.hash) if head else (0, "0" * 64)
+        last = expected_sequence - 1
+        if head_sequence != last or (last and head_hash != expected_prev):
+            return ChainVerification(
+                False, checked, last + 1 if head_sequence > last else head_sequence,
+                f"the chain ends at event #{last} but its head records #{head_sequence}: "
+                "events were deleted from the end or the head was altered",
+            )
+        return ChainVerification(True, checked)

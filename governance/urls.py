@@ -1,0 +1,38 @@
+from django.urls import path
+
+from governance import filters, forms, views
+from governance import models as m
+
+app_name = "governance"
+
+urlpatterns = []
+for model, form_class, filterset, prefix in [
+    (m.DataClass, forms.DataClassForm, filters.DataClassFilter, "data-classes"),
+    (m.Processor, forms.ProcessorForm, filters.ProcessorFilter, "processors"),
+    (m.Attestation, forms.AttestationForm, filters.AttestationFilter, "attestations"),
+    (m.ComputeTarget, forms.ComputeTargetForm, filters.ComputeTargetFilter, "compute-targets"),
+]:
+    name = model._meta.model_name
+    pages = views.record_views(model, form_class, filterset)
+    urlpatterns += [
+        path(f"{prefix}/", pages["list"], name=f"{name}_list"),
+        path(f"{prefix}/new/", pages["create"], name=f"{name}_create"),
+        path(f"{prefix}/<int:pk>/", pages["detail"], name=f"{name}_detail"),
+        path(f"{prefix}/<int:pk>/edit/", pages["edit"], name=f"{name}_edit"),
+    ]
+
+urlpatterns += [
+    path("dpas/", views.RecordListView.as_view(model=m.DataProcessingAgreement, filterset_class=filters.DataProcessingAgreementFilter), name="dataprocessingagreement_list"),
+    path("dpas/new/", views.DpaCreateView.as_view(), name="dataprocessingagreement_create"),
+    path("dpas/<int:pk>/", views.RecordDetailView.as_view(model=m.DataProcessingAgreement, template_name="governance/dpa_detail.html"), name="dataprocessingagreement_detail"),
+    path("dpas/<int:pk>/edit/", views.DpaUpdateView.as_view(), name="dataprocessingagreement_edit"),
+    path("dpas/<int:pk>/document/", views.DpaDocumentDownloadView.as_view(), name="dataprocessingagreement_document"),
+    path("datasets/", views.RecordListView.as_view(model=m.Dataset, filterset_class=filters.DatasetFilter), name="dataset_list"),
+    path("datasets/new/", views.DatasetUploadView.as_view(), name="dataset_create"),
+    path("datasets/<int:pk>/", views.DatasetDetailView.as_view(), name="dataset_detail"),
+    path("datasets/<int:pk>/edit/", views.DatasetUpdateView.as_view(), name="dataset_edit"),
+    path("datasets/<int:pk>/share/", views.DatasetShareView.as_view(), name="dataset_share"),
+    path("datasets/<int:pk>/shred/", views.DatasetShredView.as_view(), name="dataset_shred"),
+    path("audit-trail/", views.AuditTrailView.as_view(), name="audit_trail"),
+    path("audit-trail/export.jsonl", views.AuditTrailExportView.as_view(), name="audit_trail_export"),
+]

@@ -1,0 +1,170 @@
+"""Demo users and records for `make run`: created through the same actions as real use."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import random
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+
+from governance import actions
+from governance import models as m
+from governance.uploads import UploadRule, encrypt_stream
+from portal import roles
+from portal.secrets import write_private_file
+
+DEMO_USERS = [
+    ("erin", "Erin Engineer", roles.ENGINEER),
+    ("lena", "Lena Legal", roles.LEGAL),
+    ("priya", "Priya Privacy", roles.PRIVACY),
+    ("rory", "Rory Regulator", roles.REGULATOR),
+    ("adam", "Adam Admin", roles.ADMIN),
+]
+
+
+class _Form:
+    """Lets the demo create records through `actions.create_record`, like a submitted form."""
+
+    def __init__(self, instance, m2m=None):
+        self.instance, self.m2m = instance, m2m or {}
+
+    def save(self):
+        self.instance.full_clean()
+        self.instance.save()
+        for name, values in self.m2m.items():
+            getattr(self.instance, name).set(values)
+        return self.instance
+
+
+def demo_passwords_path():
+    return settings.PROVENANT_DATA_DIR / "keys" / "demo-users.json"
+
+
+def ensure_demo_users() -> dict[str, str]:
+    """Create the demo users once, with random passwords kept (mode 0600) beside the keys."""
+    path = demo_passwords_path()
+    passwords = json.loads(path.read_text()) if path.exists() else {}
+    User = get_user_model()
+    created = False
+    for username, full_name, role in DEMO_USERS:
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            password = passwords.get(username) or f"{role}-{secrets.token_urlsafe(9)}"
+            first, last = full_name.split(" ", 1)
+            user = User.objects.create_user(username, f"{username}@demo.provenant.local", password, first_name=first,
+                                            last_name=last, is_staff=role == roles.ADMIN)
+            user.groups.add(Group.objects.get(name=role))
+            passwords[username] = password
+            created = True
+    if created:
+        if path.exists():
+            path.unlink()
+        write_private_file(path, json.dumps(passwords, indent=2))
+    return passwords
+
+
+def ensure_demo_records() -> None:
+    if m.DataClass.objects.exists():
+        return
+    User = get_user_model()
+    privacy, legal, engineer = (User.objects.get(username=u) for u in ("priya", "lena", "erin"))
+    today = timezone.localdate()
+    with transaction.atomic():
+        support = actions.create_record(privacy, _Form(m.DataClass(
+            name="Customer support transcripts", tier=m.Tier.CONFIDENTIAL, description="Chats and tickets with customers; names, emails, phone numbers, order details.",
+            categories=[m.DataCategory.PERSONAL], regulations=[m.Regulation.GDPR, m.Regulation.CCPA],
+            fine_tuning_use=m.FineTuningUse.ALLOWED, redaction_required=True, dp_required=True, max_epsilon=8.0,
+            max_delta=1e-5, allowed_compute_kinds=[m.ComputeKind.ON_PREMISES, m.ComputeKind.PRIVATE_CLOUD],
+            allowed_regions=["eu-west-1", "on-prem-paris"], retention_days=365)))
+        actions.create_record(privacy, _Form(m.DataClass(
+            name="Clinical notes", tier=m.Tier.RESTRICTED, description="Free-text notes from clinicians. Special category data.",
+            categories=[m.DataCategory.PERSONAL, m.DataCategory.SPECIAL], regulations=[m.Regulation.GDPR, m.Regulation.HIPAA],
+            fine_tuning_use=m.FineTuningUse.ALLOWED, redaction_required=True, dp_required=True, max_epsilon=1.0,
+            max_delta=1e-6, allowed_compute_kinds=[m.ComputeKind.ON_PREMISES], allowed_regions=["on-prem-paris"],
+            retention_days=180, extra_approvals_required=1)))
+        actions.create_record(privacy, _Form(m.DataClass(
+            name="Card payment data", tier=m.Tier.RESTRICTED, description="Primary account numbers and card holder data.",
+            categories=[m.DataCategory.PERSONAL, m.DataCategory.FINANCIAL], regulations=[m.Regulation.PCI_DSS],
+            fine_tuning_use=m.FineTuningUse.FORBIDDEN, redaction_required=True, dp_required=True, max_epsilon=1.0)))
+        actions.create_record(privacy, _Form(m.DataClass(
+            name="Public product documentation", tier=m.Tier.PUBLIC, description="Published manuals and FAQs.",
+            fine_tuning_use=m.FineTuningUse.ALLOWED, redaction_required=False, dp_required=False)))
+        cloud = actions.create_record(legal, _Form(m.Processor(
+            name="Northwind GPU Cloud", legal_entity="Northwind Compute SAS", country="France",
+            contact_email="dpo@northwind.example", services="Dedicated GPU instances for model training.")))
+        actions.create_record(legal, _Form(m.Attestation(
+            processor=cloud, kind=m.AttestationKind.SOC2_TYPE2, issued_by="Example Audit LLP",
+            issued_on=today - dt.timedelta(days=340), expires_on=today + dt.timedelta(days=25), reference="SOC2-2025-117")))
+        actions.create_record(legal, _Form(m.Attestation(
+            processor=cloud, kind=m.AttestationKind.ISO27001, issued_by="Cert Body GmbH",
+            issued_on=today - dt.timedelta(days=400), expires_on=today + dt.timedelta(days=700), reference="ISO-27001-5521")))
+        dpa = actions.create_record(legal, _Form(m.DataProcessingAgreement(
+            processor=cloud, title="GPU training services DPA", version=2, signed_on=today - dt.timedelta(days=200),
+            effective_from=today - dt.timedelta(days=200), expires_on=today + dt.timedelta(days=530),
+            subject_matter="Fine-tuning of language models on customer-provided data.",
+            duration="Three years from signature, renewable.", nature_and_purpose="Hosting and computation; no access to content by staff.",
+            data_types="Contact details, support conversations, order references.", data_subject_categories="Customers and prospects.",
+            documented_instructions="Process only to run training jobs submitted by the controller; no other use.",
+            international_transfers="None: processing in the EU only.", confidentiality_commitment=True,
+            security_measures="Encryption at rest and in transit, isolated tenancy, egress blocked, logging.",
+            subprocessors="Colo Paris SA (data centre)", assists_with_data_subject_rights=True, assists_with_security_and_dpia=True,
+            deletion_at_end=m.DeletionAtEnd.DELETE, audit_rights=True, no_retention_of_training_data=True,
+            no_training_on_customer_data=True, breach_notification_hours=24, processing_regions=["eu-west-1"],
+            required_attestations=[m.AttestationKind.SOC2_TYPE2, m.AttestationKind.ISO27001])))
+        actions.create_record(privacy, _Form(m.ComputeTarget(
+            name="On-prem GPU cluster (Paris)", kind=m.ComputeKind.ON_PREMISES, region="on-prem-paris", egress_blocked=True)))
+        actions.create_record(privacy, _Form(m.ComputeTarget(
+            name="Northwind dedicated GPUs", kind=m.ComputeKind.EXTERNAL_PROVIDER, region="eu-west-1", egress_blocked=True,
+            processor=cloud, dpa=dpa)))
+    upload = encrypt_stream(io.BytesIO(demo_support_tickets().encode()), UploadRule(
+        max_bytes=settings.PROVENANT_MAX_DATASET_BYTES, key_context=m.Dataset.key_context), "support-tickets-2025.jsonl")
+    actions.upload_dataset(engineer, upload, data_classes=[support], name="Support tickets 2025",
+                           description="Synthetic support tickets with personal data, for the demo.", file_format="jsonl",
+                           text_field="text", source="Zendesk export (synthetic)", lawful_basis=m.LawfulBasis.LEGITIMATE_INTERESTS)
+    upload = encrypt_stream(io.BytesIO(demo_faq().encode()), UploadRule(
+        max_bytes=settings.PROVENANT_MAX_DATASET_BYTES, key_context=m.Dataset.key_context), "faq.txt")
+    actions.upload_dataset(engineer, upload, name="Product FAQ", description="Not yet classified.", file_format="text",
+                           source="Public help centre", lawful_basis=m.LawfulBasis.NOT_PERSONAL)
+
+
+_FIRST = ["Maria", "John", "Aisha", "Wei", "Lukas", "Sofia", "Omar", "Chloe", "Ravi", "Emma", "Diego", "Yuki"]
+_LAST = ["Garcia", "Smith", "Khan", "Zhang", "Müller", "Rossi", "Haddad", "Martin", "Patel", "Johnson", "López", "Tanaka"]
+_ISSUES = [
+    "my order {order} arrived damaged and I would like a replacement",
+    "I was charged twice for order {order}, please refund one payment",
+    "the tracking for {order} has not updated in a week",
+    "I need to change the delivery address for {order} to {street}",
+    "please close my account, I no longer use the service",
+]
+
+
+def demo_support_tickets(count: int = 300, seed: int = 7) -> str:
+    rng = random.Random(seed)
+    lines = []
+    for i in range(count):
+        first, last = rng.choice(_FIRST), rng.choice(_LAST)
+        order = f"ORD-{rng.randint(100000, 999999)}"
+        street = f"{rng.randint(1, 220)} {rng.choice(['Rue de Rivoli', 'Baker Street', 'Calle Mayor', 'Hauptstraße'])}"
+        issue = rng.choice(_ISSUES).format(order=order, street=street)
+        phone = f"+33 6 {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}"
+        text = (f"Customer: Hello, this is {first} {last}, {issue}. You can reach me at "
+                f"{first.lower()}.{last.lower()}@example.com or {phone}.\nAgent: Thank you {first}, I have opened case "
+                f"{rng.randint(10000, 99999)} and will update you within 24 hours.")
+        lines.append(json.dumps({"id": f"t{i:04d}", "text": text}, ensure_ascii=False))
+    return "\n".join(lines) + "\n"
+
+
+def demo_faq() -> str:
+    return "\n".join([
+        "How do I reset my password? Use the 'Forgot password' link on the login page.",
+        "Can I change my delivery address after ordering? Yes, until the order ships.",
+        "How long do refunds take? Refunds reach your card within 5 to 10 business days.",
+        "Do you ship internationally? We ship to the EU, the UK and Switzerland.",
+    ]) + "\n"

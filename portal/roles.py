@@ -1,0 +1,86 @@
+"""Roles are Django groups; what each may do at model level is declared here, once.
+
+Model-level permissions mean "for every record of this kind". Narrower grants (an engineer
+sharing one dataset with a colleague) are django-guardian object permissions, and the restricted
+querysets in `governance.permissions` combine the two.
+"""
+
+from django.contrib.auth.models import Group, Permission
+
+ENGINEER = "engineer"
+LEGAL = "legal"
+PRIVACY = "privacy"
+REGULATOR = "regulator"
+ADMIN = "admin"
+ROLES = (ENGINEER, LEGAL, PRIVACY, REGULATOR, ADMIN)
+ROLE_LABELS = {
+    ENGINEER: "ML engineer",
+    LEGAL: "Legal counsel",
+    PRIVACY: "Privacy officer",
+    REGULATOR: "Regulator / external auditor",
+    ADMIN: "Administrator",
+}
+
+_GOVERNANCE_RECORDS = ("dataclass", "processor", "dataprocessingagreement", "attestation", "computetarget")
+
+
+def _perms(app, verbs, models):
+    return {f"{app}.{verb}_{model}" for verb in verbs for model in models}
+
+
+ROLE_PERMISSIONS = {
+    # Engineers read the catalogue they choose from and upload datasets; which datasets they
+    # see is decided per object (their own and those shared with them).
+    ENGINEER: _perms("governance", ["view"], ["dataclass", "computetarget"]) | {"governance.add_dataset"},
+    LEGAL: _perms("governance", ["view"], _GOVERNANCE_RECORDS + ("dataset",))
+    | _perms("governance", ["add", "change"], ["processor", "dataprocessingagreement", "attestation"])
+    | {"governance.view_auditevent"},
+    PRIVACY: _perms("governance", ["view"], _GOVERNANCE_RECORDS + ("dataset",))
+    | _perms("governance", ["add", "change"], _GOVERNANCE_RECORDS)
+    | {"governance.classify_dataset", "governance.delete_dataset", "governance.view_auditevent"},
+    # Regulators see nothing of the governance records; evidence packs are shared per object.
+    REGULATOR: set(),
+    ADMIN: _perms("governance", ["view", "add", "change"], _GOVERNANCE_RECORDS)
+    | {"governance.view_dataset", "governance.view_auditevent"}
+    | _perms("auth", ["view", "add", "change"], ["user"]) | {"auth.view_group"},
+}
+
+
+def sync_role_groups(**kwargs):
+    """Create the role groups and give each exactly the permissions declared above."""
+    for role, codenames in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = []
+        for dotted in codenames:
+            app_label, codename = dotted.split(".")
+            perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if perm is not None:  # may not exist yet while earlier apps migrate
+                wanted.append(perm)
+        group.permissions.set(wanted)
+
+
+def roles_of(user) -> set[str]:
+    if not user.is_authenticated:
+        return set()
+    cached = getattr(user, "_provenant_roles", None)
+    if cached is None:
+        cached = set(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
+        user._provenant_roles = cached
+    return cached
+
+
+def has_role(user, *roles: str) -> bool:
+    return bool(roles_of(user) & set(roles))
+
+
+def roles_context(request):
+    roles = roles_of(request.user)
+    return {
+        "user_roles": roles,
+        "user_role_labels": [ROLE_LABELS[r] for r in ROLES if r in roles],
+        "is_engineer": ENGINEER in roles,
+        "is_legal": LEGAL in roles,
+        "is_privacy": PRIVACY in roles,
+        "is_regulator": REGULATOR in roles,
+        "is_admin_role": ADMIN in roles,
+    }

@@ -1,0 +1,66 @@
+import datetime as dt
+
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.db import connection
+from django.db.models import Q
+from django.http import JsonResponse
+from django.shortcuts import redirect
+from django.utils import timezone
+from django.views.generic import TemplateView
+from rest_framework.authtoken.models import Token
+
+from governance.models import Attestation, DataProcessingAgreement, Dataset, DatasetState
+
+EXPIRY_HORIZON_DAYS = 30
+
+
+class DashboardView(LoginRequiredMixin, TemplateView):
+    """What awaits this user: renewals coming due and datasets nobody has classified yet."""
+
+    template_name = "dashboard.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        user, today = self.request.user, timezone.localdate()
+        horizon = today + dt.timedelta(days=EXPIRY_HORIZON_DAYS)
+        ctx["horizon_days"] = EXPIRY_HORIZON_DAYS
+        ctx["expiring_dpas"] = (
+            DataProcessingAgreement.objects.visible_to(user)
+            .filter(expires_on__gte=today, expires_on__lte=horizon).filter(Q(terminated_on__isnull=True) | Q(terminated_on__gt=today))
+            .select_related("processor").order_by("expires_on")
+        ) if DataProcessingAgreement.can_browse(user) else []
+        ctx["expiring_attestations"] = (
+            Attestation.objects.visible_to(user).filter(expires_on__gte=today, expires_on__lte=horizon)
+            .select_related("processor").order_by("expires_on")
+        ) if Attestation.can_browse(user) else []
+        ctx["expired_attestations"] = (
+            Attestation.objects.visible_to(user).filter(expires_on__lt=today, expires_on__gte=today - dt.timedelta(days=90))
+            .select_related("processor").order_by("-expires_on")
+        ) if Attestation.can_browse(user) else []
+        ctx["unclassified_datasets"] = (
+            Dataset.objects.visible_to(user).filter(state=DatasetState.ACTIVE, data_classes__isnull=True)
+            .select_related("owner").order_by("created_at")
+        ) if Dataset.can_browse(user) else []
+        return ctx
+
+
+class ApiTokenView(LoginRequiredMixin, TemplateView):
+    """Show, create or rotate the user's API token (POST rotates)."""
+
+    template_name = "registration/api_token.html"
+
+    def post(self, request):
+        Token.objects.filter(user=request.user).delete()
+        Token.objects.create(user=request.user)
+        return redirect("api_token")
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["token"] = Token.objects.filter(user=self.request.user).first()
+        return ctx
+
+
+def health(request):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
