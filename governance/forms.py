@@ -19,6 +19,27 @@ def _checkboxes(choices, **kwargs):
     return forms.MultipleChoiceField(choices=choices, required=False, widget=forms.CheckboxSelectMultiple, **kwargs)
 
 
+class UploadErrorsMixin:
+    """Shows the encrypting upload handler's refusal as the file field's error.
+
+    The handler refuses a bad file while the request body streams in, so the form never
+    receives it; without this the person would only read "This field is required".
+    """
+
+    def __init__(self, *args, upload_errors=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.upload_errors = upload_errors or {}
+        for name in self.upload_errors:
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def _post_clean(self):
+        super()._post_clean()
+        for name, message in self.upload_errors.items():
+            if name in self.fields:
+                self.add_error(name, message)
+
+
 class DataClassForm(forms.ModelForm):
     categories = _checkboxes(m.DataCategory.choices)
     regulations = _checkboxes(m.Regulation.choices)
@@ -47,7 +68,7 @@ class AttestationForm(forms.ModelForm):
         widgets = {"issued_on": forms.DateInput(attrs={"type": "date"}), "expires_on": forms.DateInput(attrs={"type": "date"})}
 
 
-class DataProcessingAgreementForm(forms.ModelForm):
+class DataProcessingAgreementForm(UploadErrorsMixin, forms.ModelForm):
     processing_regions = CommaListField(required=False, help_text="Comma-separated region codes where the processor may process data.")
     required_attestations = _checkboxes(m.AttestationKind.choices, help_text="The DPA is in force only while each ticked attestation is valid.")
     document = forms.FileField(required=False, label="Signed document (PDF)", help_text="Encrypted at rest as soon as it arrives.")
@@ -67,14 +88,6 @@ class DataProcessingAgreementForm(forms.ModelForm):
             for name in ("signed_on", "effective_from", "expires_on", "terminated_on")
         }
 
-    def __init__(self, *args, upload_errors=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.upload_errors = upload_errors or {}
-
-    def clean_document(self):
-        if "document" in self.upload_errors:
-            raise forms.ValidationError(self.upload_errors["document"])
-        return self.cleaned_data.get("document")
 
 
 class ComputeTargetForm(forms.ModelForm):
@@ -83,7 +96,7 @@ class ComputeTargetForm(forms.ModelForm):
         fields = ["name", "kind", "region", "egress_blocked", "processor", "dpa", "celery_queue", "active"]
 
 
-class DatasetUploadForm(forms.ModelForm):
+class DatasetUploadForm(UploadErrorsMixin, forms.ModelForm):
     file = forms.FileField(help_text="JSONL, CSV or plain text, UTF-8. Encrypted as it streams in.")
     data_classes = forms.ModelMultipleChoiceField(
         queryset=m.DataClass.objects.all(), required=False, widget=forms.CheckboxSelectMultiple,
@@ -94,14 +107,6 @@ class DatasetUploadForm(forms.ModelForm):
         model = m.Dataset
         fields = ["name", "description", "file_format", "text_field", "csv_column", "data_classes", "source", "lawful_basis", "segment"]
 
-    def __init__(self, *args, upload_errors=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.upload_errors = upload_errors or {}
-
-    def clean_file(self):
-        if "file" in self.upload_errors:
-            raise forms.ValidationError(self.upload_errors["file"])
-        return self.cleaned_data.get("file")
 
     def clean(self):
         cleaned = super().clean()

@@ -1,6 +1,7 @@
 import datetime as dt
 
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import Q
 from django.http import JsonResponse
@@ -9,6 +10,7 @@ from django.utils import timezone
 from django.views.generic import TemplateView
 from rest_framework.authtoken.models import Token
 
+from portal.roles import roles_of
 from governance.models import Attestation, DataProcessingAgreement, Dataset, DatasetState
 
 EXPIRY_HORIZON_DAYS = 30
@@ -45,9 +47,14 @@ class DashboardView(LoginRequiredMixin, TemplateView):
 
 
 class ApiTokenView(LoginRequiredMixin, TemplateView):
-    """Show, create or rotate the user's API token (POST rotates)."""
+    """Show, create or rotate the user's API token (POST rotates). Only users with a role."""
 
     template_name = "registration/api_token.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated and not roles_of(request.user):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
 
     def post(self, request):
         Token.objects.filter(user=request.user).delete()

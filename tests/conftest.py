@@ -1,0 +1,153 @@
+"""Persona fixtures and helpers shared by the whole suite."""
+
+import datetime as dt
+import io
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+
+from governance import actions, audit_triggers
+from governance import models as m
+from governance.uploads import UploadRule, encrypt_stream
+from portal import roles
+
+
+@pytest.fixture(autouse=True)
+def data_dir(settings, tmp_path):
+    """Each test gets its own data dir: blobs, keys, scratch. Nothing touches the repo's var/."""
+    settings.PROVENANT_DATA_DIR = tmp_path / "var"
+    settings.PROVENANT_DATA_DIR.mkdir()
+    return settings.PROVENANT_DATA_DIR
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Argon2 is deliberately slow; tests that need it (tests/portal/test_security.py) say so."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _audit_triggers(request):
+    """Transactional tests flush tables, which the append-only trigger refuses: lift it for the
+    flush, and restore it for every test that touches the database."""
+    if "transactional_db" in request.fixturenames or "live_server" in request.fixturenames:
+        request.getfixturevalue("transactional_db")
+        audit_triggers.install(connection)
+        yield
+        audit_triggers.drop(connection)
+    elif "db" in request.fixturenames or request.node.get_closest_marker("django_db"):
+        request.getfixturevalue("db")
+        audit_triggers.install(connection)
+        yield
+    else:
+        yield
+
+
+def _make_user(username, role=None, **extra):
+    user = get_user_model().objects.create_user(username, f"{username}@example.test", "correct-horse-battery-9", **extra)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def engineer(db):
+    return _make_user("erin", roles.ENGINEER, first_name="Erin")
+
+
+@pytest.fixture
+def other_engineer(db):
+    return _make_user("eddie", roles.ENGINEER)
+
+
+@pytest.fixture
+def legal(db):
+    return _make_user("lena", roles.LEGAL)
+
+
+@pytest.fixture
+def privacy(db):
+    return _make_user("priya", roles.PRIVACY)
+
+
+@pytest.fixture
+def regulator(db):
+    return _make_user("rory", roles.REGULATOR)
+
+
+@pytest.fixture
+def admin_user(db):
+    return _make_user("adam", roles.ADMIN, is_staff=True)
+
+
+@pytest.fixture
+def outsider(db):
+    return _make_user("olga")
+
+
+def client_for(user) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def upload_rule():
+    return UploadRule(max_bytes=django_settings.PROVENANT_MAX_DATASET_BYTES, key_context=m.Dataset.key_context)
+
+
+def make_dataset(owner, content: str = '{"text": "hello"}\n', *, file_format="jsonl", name="Tickets", **fields):
+    upload = encrypt_stream(io.BytesIO(content.encode()), upload_rule(), f"{name}.{file_format}")
+    defaults = dict(file_format=file_format, text_field="text", source="test export", lawful_basis=m.LawfulBasis.CONTRACT)
+    defaults.update(fields)
+    return actions.upload_dataset(owner, upload, name=name, **defaults)
+
+
+class FormLike:
+    def __init__(self, instance):
+        self.instance = instance
+
+    def save(self):
+        self.instance.full_clean()
+        self.instance.save()
+        return self.instance
+
+
+def make_record(actor, instance):
+    return actions.create_record(actor, FormLike(instance))
+
+
+@pytest.fixture
+def records(privacy, legal, engineer, other_engineer):
+    """One of each governance record, created through the actions."""
+    today = timezone.localdate()
+    data_class = make_record(privacy, m.DataClass(name="Support PII", tier=m.Tier.CONFIDENTIAL, max_epsilon=8.0,
+                                                  categories=[m.DataCategory.PERSONAL]))
+    processor = make_record(legal, m.Processor(name="Northwind GPU Cloud"))
+    attestation = make_record(legal, m.Attestation(processor=processor, kind=m.AttestationKind.SOC2_TYPE2,
+                                                   issued_on=today - dt.timedelta(days=10), expires_on=today + dt.timedelta(days=300)))
+    dpa = make_record(legal, make_dpa(processor, required_attestations=[m.AttestationKind.SOC2_TYPE2]))
+    target = make_record(privacy, m.ComputeTarget(name="Paris cluster", kind=m.ComputeKind.ON_PREMISES, region="on-prem-paris"))
+    own = make_dataset(engineer, name="Erin tickets")
+    others = make_dataset(other_engineer, name="Eddie tickets")
+    return dict(dataclass=data_class, processor=processor, attestation=attestation, dataprocessingagreement=dpa,
+                computetarget=target, dataset=own, other_dataset=others)
+
+
+def make_dpa(processor, **overrides):
+    today = timezone.localdate()
+    fields = dict(
+        processor=processor, title="Training DPA", version=1, signed_on=today - dt.timedelta(days=30),
+        effective_from=today - dt.timedelta(days=30), expires_on=today + dt.timedelta(days=335),
+        subject_matter="Fine-tuning", duration="One year", nature_and_purpose="Compute", data_types="Contact details",
+        data_subject_categories="Customers", documented_instructions="Only our jobs", security_measures="Encryption",
+        confidentiality_commitment=True, audit_rights=True, no_retention_of_training_data=True,
+        no_training_on_customer_data=True, breach_notification_hours=24, processing_regions=["eu-west-1"],
+    )
+    fields.update(overrides)
+    return m.DataProcessingAgreement(**fields)
