@@ -295,7 +295,9 @@ class AuditTrailExportView(LoginRequiredMixin, View):
         if not m.AuditEvent.can_browse(request.user):
             raise PermissionDenied
         filterset = filters.AuditEventFilter(request.GET, queryset=m.AuditEvent.objects.visible_to(request.user))
-        events = filterset.qs.order_by("sequence")
+        # Export what existed when asked: the export's own event is not part of its file.
+        last = m.AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+        events = filterset.qs.filter(sequence__lte=last).order_by("sequence")
         actions.record_audit_export(request.user, {k: v for k, v in request.GET.items()}, events.count())
         response = StreamingHttpResponse(audit_events_as_jsonl(events), content_type="application/x-ndjson")
         response["Content-Disposition"] = 'attachment; filename="provenant-audit-trail.jsonl"'

@@ -7,6 +7,7 @@ deployment hardening that `manage.py check --deploy` asks for.
 """
 
 import os
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -98,6 +99,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE transactions serialise writers up front, so two appends to the audit chain
     # queue for the lock instead of failing half-way with "database is locked".
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 30}
+    # A file, not shared-cache memory, for the test database: concurrent writers then wait
+    # for the lock as in production, and a worker process can open the same database.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("PROVENANT_TEST_DB", str(Path(tempfile.gettempdir()) / "provenant-test.sqlite3"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
@@ -206,6 +210,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated", "portal.permissions.HasAnyRole"],
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ComputeKindEnum": "governance.models.ComputeKind",
+        "AttestationKindEnum": "governance.models.AttestationKind",
+        "DataCategoryEnum": "governance.models.DataCategory",
+        "RegulationEnum": "governance.models.Regulation",
+        "TierEnum": "governance.models.Tier",
+    },
 }
 
 # Celery: queues `default` (profiling, housekeeping) and `gpu` (training, audits).

@@ -35,7 +35,9 @@ def _fast_password_hashing(settings):
 def _audit_triggers(request):
     """Transactional tests flush tables, which the append-only trigger refuses: lift it for the
     flush, and restore it for every test that touches the database."""
-    if "transactional_db" in request.fixturenames or "live_server" in request.fixturenames:
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
+    if transactional or "transactional_db" in request.fixturenames or "live_server" in request.fixturenames:
         request.getfixturevalue("transactional_db")
         audit_triggers.install(connection)
         yield
