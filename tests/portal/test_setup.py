@@ -32,3 +32,42 @@ def test_celery_has_the_default_and_gpu_queues_and_results_in_the_database(setti
 
 def test_health_endpoint(client, db):
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_run_portal_serves_and_stops_web_server_and_worker_together(tmp_path):
+    """`make run`'s last step: both processes start, the portal answers, one signal stops both."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PROVENANT_DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+           "CELERY_BROKER_URL": "filesystem://"}
+    repo = Path(__file__).resolve().parents[2]
+    portal = subprocess.Popen([sys.executable, "manage.py", "run_portal", "--addr", f"127.0.0.1:{port}"], cwd=repo, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, answer = time.time() + 60, None
+        while time.time() < deadline and answer is None:
+            try:
+                answer = urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=2).status
+            except OSError:
+                time.sleep(0.5)
+        assert answer == 200
+        children = subprocess.run(["pgrep", "-P", str(portal.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) == 2
+        portal.send_signal(signal.SIGTERM)
+        portal.wait(timeout=60)
+        time.sleep(0.5)
+        alive = [pid for pid in children if subprocess.run(["kill", "-0", pid], capture_output=True).returncode == 0]
+        assert alive == []
+    finally:
+        if portal.poll() is None:
+            portal.kill()
