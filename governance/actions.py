@@ -82,10 +82,29 @@ def upload_dataset(actor, upload: EncryptedUpload, *, data_classes=(), **fields)
             audit(actor, "dataset.uploaded", dataset,
                   f"{actor} uploaded dataset “{dataset}” ({record_count} records, SHA-256 {dataset.sha256[:12]}…)",
                   {"after": dataset.audit_snapshot()})
+            transaction.on_commit(lambda: _enqueue_pii_profile(dataset.pk), robust=True)
     except BaseException:
         upload.discard()
         raise
     return dataset
+
+
+def _enqueue_pii_profile(dataset_id: int) -> None:
+    from training.tasks import profile_dataset_pii
+
+    profile_dataset_pii.delay(dataset_id)
+
+
+@transaction.atomic
+def request_review_scan(actor, dataset: Dataset) -> None:
+    audit(actor, "dataset.review_scan_requested", dataset, f"{actor} asked for a redaction review scan of “{dataset}”", {})
+
+    def enqueue():
+        from training.tasks import scan_dataset_for_review
+
+        scan_dataset_for_review.delay(dataset.pk, actor.pk)
+
+    transaction.on_commit(enqueue, robust=True)
 
 
 def shred_dataset(actor, dataset: Dataset, reason: str) -> Dataset:

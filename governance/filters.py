@@ -60,3 +60,9 @@ class AuditEventFilter(df.FilterSet):
     class Meta:
         model = m.AuditEvent
         fields = ["action", "object_type", "object_id", "actor", "since", "until"]
+
+
+class RedactionRuleFilter(df.FilterSet):
+    class Meta:
+        model = m.RedactionRule
+        fields = ["data_class", "kind", "entity_type"]

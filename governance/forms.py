@@ -46,6 +46,25 @@ class DataClassForm(forms.ModelForm):
     allowed_compute_kinds = _checkboxes(m.ComputeKind.choices, help_text="None ticked: any kind of compute.")
     allowed_regions = CommaListField(required=False, help_text="Comma-separated region codes. Empty: any region.")
 
+    ACTION_CHOICES = [("pseudonymize", "Pseudonymize (stable fake)"), ("mask", "Mask ([TYPE])"),
+                      ("drop_record", "Drop the whole record"), ("keep", "Keep as is")]
+
+    def __init__(self, *args, **kwargs):
+        from training.engine.redaction import ENTITY_TYPES
+
+        super().__init__(*args, **kwargs)
+        current = self.instance.redaction_actions or {}
+        for entity in ENTITY_TYPES:
+            self.fields[f"action_{entity}"] = forms.ChoiceField(
+                choices=self.ACTION_CHOICES, initial=current.get(entity, "pseudonymize"),
+                label=f"{entity.replace('_', ' ').capitalize()}: when found", required=True)
+
+    def clean(self):
+        cleaned = super().clean()
+        actions = {name.removeprefix("action_"): value for name, value in cleaned.items() if name.startswith("action_")}
+        self.instance.redaction_actions = {k: v for k, v in actions.items() if v != "pseudonymize"}
+        return cleaned
+
     class Meta:
         model = m.DataClass
         fields = [
@@ -53,6 +72,12 @@ class DataClassForm(forms.ModelForm):
             "dp_required", "max_epsilon", "max_delta", "allowed_compute_kinds", "allowed_regions",
             "retention_days", "extra_approvals_required",
         ]
+
+
+class RedactionRuleForm(forms.ModelForm):
+    class Meta:
+        model = m.RedactionRule
+        fields = ["data_class", "entity_type", "kind", "terms", "regex", "score"]
 
 
 class ProcessorForm(forms.ModelForm):

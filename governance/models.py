@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import connection, models
 from django.db.models import Q
 from django.urls import reverse
@@ -146,6 +146,14 @@ class DataClass(GovernanceRecord):
         default=0, validators=[MaxValueValidator(5)],
         help_text="Approvals needed beyond legal counsel and the privacy officer.",
     )
+    redaction_actions = models.JSONField(
+        default=dict, blank=True,
+        help_text="Per entity type: pseudonymize (default), mask, drop_record or keep.",
+    )
+    review_threshold = models.FloatField(
+        default=0.6, validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="Detections scoring below this are queued for the privacy officer's review.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -158,7 +166,17 @@ class DataClass(GovernanceRecord):
     def get_absolute_url(self):
         return reverse("governance:dataclass_detail", args=[self.pk])
 
+    @property
+    def high_risk(self) -> bool:
+        """Restricted or special-category data: every detection is reviewed by a person."""
+        return self.tier == Tier.RESTRICTED or DataCategory.SPECIAL in self.categories
+
     def clean(self):
+        from training.engine.redaction import ACTIONS
+
+        bad = {k: v for k, v in (self.redaction_actions or {}).items() if v not in ACTIONS}
+        if bad:
+            raise ValidationError({"redaction_actions": f"Unknown actions {bad}: use one of {', '.join(ACTIONS)}."})
         if self.dp_required and self.fine_tuning_use == FineTuningUse.ALLOWED and self.max_epsilon is None:
             raise ValidationError({"max_epsilon": "Set a maximum ε: this class requires differential privacy."})
         unknown = set(self.categories) - set(DataCategory.values)
@@ -167,6 +185,48 @@ class DataClass(GovernanceRecord):
         unknown = set(self.allowed_compute_kinds) - set(ComputeKind.values)
         if unknown:
             raise ValidationError({"allowed_compute_kinds": f"Unknown compute kinds: {', '.join(sorted(unknown))}."})
+
+
+class RedactionRuleKind(models.TextChoices):
+    DENY_LIST = "deny_list", "Deny-list (exact terms)"
+    PATTERN = "pattern", "Pattern (regular expression)"
+
+
+class RedactionRule(GovernanceRecord):
+    """A data class's own identifiers: an internal customer-ID format, a list of project names."""
+
+    data_class = models.ForeignKey(DataClass, on_delete=models.CASCADE, related_name="redaction_rules")
+    entity_type = models.CharField(max_length=40, help_text="Upper-case name, e.g. CUSTOMER_ID.",
+                                   validators=[RegexValidator(r"^[A-Z][A-Z0-9_]{1,39}$", "Use upper-case letters, digits and _.")])
+    kind = models.CharField(max_length=20, choices=RedactionRuleKind.choices)
+    terms = models.TextField(blank=True, help_text="Deny-list: one term per line.")
+    regex = models.CharField(max_length=500, blank=True, help_text=r"Pattern: a Python regular expression, e.g. \bCUST-\d{6}\b")
+    score = models.FloatField(default=0.85, validators=[MinValueValidator(0.05), MaxValueValidator(1)])
+
+    class Meta:
+        ordering = ["data_class__name", "entity_type"]
+
+    def __str__(self):
+        return f"{self.entity_type} ({self.get_kind_display()}) — {self.data_class}"
+
+    def get_absolute_url(self):
+        return reverse("governance:redactionrule_detail", args=[self.pk])
+
+    def clean(self):
+        import re
+
+        if self.kind == RedactionRuleKind.PATTERN:
+            try:
+                compiled = re.compile(self.regex)
+            except re.error as exc:
+                raise ValidationError({"regex": f"Not a valid regular expression: {exc}."})
+            if not self.regex or compiled.match(""):
+                raise ValidationError({"regex": "The pattern matches empty text; it must match an identifier."})
+        elif not [t for t in self.terms.splitlines() if t.strip()]:
+            raise ValidationError({"terms": "List at least one term, one per line."})
+
+    def term_list(self) -> list[str]:
+        return [t.strip() for t in self.terms.splitlines() if t.strip()]
 
 
 # --------------------------------------------------------------------------- processors and DPAs
@@ -421,8 +481,10 @@ class Dataset(GovernanceRecord):
     blob_id = models.CharField(max_length=36, editable=False, unique=True)
     wrapped_key = models.BinaryField(null=True, editable=False)
     shredded_at = models.DateTimeField(null=True, editable=False)
+    pii_profile = models.JSONField(default=dict, blank=True, editable=False)
+    pii_profiled_at = models.DateTimeField(null=True, editable=False)
 
-    audit_exclude = ("wrapped_key",)
+    audit_exclude = ("wrapped_key", "pii_profile")
 
     class Meta:
         ordering = ["-created_at"]

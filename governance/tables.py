@@ -26,6 +26,10 @@ COLUMNS = {
         ("DP required", _yes_no("dp_required")), ("Max ε", lambda o: o.max_epsilon if o.max_epsilon is not None else "—"),
         ("Regulations", _join("regulations")),
     ],
+    "redactionrule": [
+        ("Entity type", "entity_type"), ("Data class", "data_class"), ("Kind", _display("kind")),
+        ("Rule", lambda o: o.regex or f"{len(o.term_list())} terms"),
+    ],
     "processor": [("Name", "name"), ("Legal entity", "legal_entity"), ("Country", "country")],
     "attestation": [
         ("Attestation", _display("kind")), ("Processor", "processor"), ("Issued", "issued_on"), ("Expires", "expires_on"),
@@ -48,6 +52,7 @@ COLUMNS = {
 # Related rows each list needs, so a page costs a fixed number of queries.
 LIST_QUERY_HINTS = {
     "attestation": {"select": ["processor"]},
+    "redactionrule": {"select": ["data_class"]},
     "dataprocessingagreement": {"select": ["processor"], "prefetch": ["processor__attestations"]},
     "dataset": {"select": ["owner"], "prefetch": ["data_classes"]},
 }

@@ -11,6 +11,7 @@ for model, form_class, filterset, prefix in [
     (m.Processor, forms.ProcessorForm, filters.ProcessorFilter, "processors"),
     (m.Attestation, forms.AttestationForm, filters.AttestationFilter, "attestations"),
     (m.ComputeTarget, forms.ComputeTargetForm, filters.ComputeTargetFilter, "compute-targets"),
+    (m.RedactionRule, forms.RedactionRuleForm, filters.RedactionRuleFilter, "redaction-rules"),
 ]:
     name = model._meta.model_name
     pages = views.record_views(model, form_class, filterset)
@@ -33,6 +34,7 @@ urlpatterns += [
     path("datasets/<int:pk>/edit/", views.DatasetUpdateView.as_view(), name="dataset_edit"),
     path("datasets/<int:pk>/share/", views.DatasetShareView.as_view(), name="dataset_share"),
     path("datasets/<int:pk>/shred/", views.DatasetShredView.as_view(), name="dataset_shred"),
+    path("datasets/<int:pk>/review-scan/", views.DatasetReviewScanView.as_view(), name="dataset_review_scan"),
     path("audit-trail/", views.AuditTrailView.as_view(), name="audit_trail"),
     path("audit-trail/export.jsonl", views.AuditTrailExportView.as_view(), name="audit_trail_export"),
 ]

@@ -108,7 +108,7 @@ class RecordUpdateView(RecordAccessMixin, UpdateView):
 
 def describe(obj) -> list[tuple[str, object]]:
     """(label, value) for each field worth showing on a detail page."""
-    skip = {"id", "blob_id", "wrapped_key", "document_blob_id", "document_wrapped_key"}
+    skip = {"id", "blob_id", "wrapped_key", "document_blob_id", "document_wrapped_key", "pii_profile", "redaction_actions"}
     out = []
     for field in obj._meta.concrete_fields:
         if field.name in skip:
@@ -230,7 +230,20 @@ class DatasetDetailView(RecordDetailView):
             ctx["share_form"] = forms.ShareDatasetForm()
         if ctx["can_shred"]:
             ctx["shred_form"] = forms.ShredDatasetForm(dataset=dataset)
+        ctx["pii_profile"] = sorted((dataset.pii_profile or {}).get("entities", {}).items(),
+                                    key=lambda item: -item[1]["records_share"])
+        ctx["reviews_pending"] = dataset.redaction_reviews.filter(decision="pending").count()
         return ctx
+
+
+class DatasetReviewScanView(LoginRequiredMixin, View):
+    def post(self, request, pk):
+        dataset = get_object_or_404(m.Dataset.objects.visible_to(request.user), pk=pk)
+        if not dataset.can_shred(request.user):  # the owner or a privacy officer
+            raise PermissionDenied
+        actions.request_review_scan(request.user, dataset)
+        messages.success(request, "A review scan is queued; detections that need a person will appear in the review queue.")
+        return redirect(dataset)
 
 
 class DatasetUpdateView(RecordUpdateView):

@@ -21,7 +21,7 @@ ROLE_LABELS = {
     ADMIN: "Administrator",
 }
 
-_GOVERNANCE_RECORDS = ("dataclass", "processor", "dataprocessingagreement", "attestation", "computetarget")
+_GOVERNANCE_RECORDS = ("dataclass", "processor", "dataprocessingagreement", "attestation", "computetarget", "redactionrule")
 
 
 def _perms(app, verbs, models):
@@ -37,7 +37,9 @@ ROLE_PERMISSIONS = {
     | {"governance.view_auditevent"},
     PRIVACY: _perms("governance", ["view"], _GOVERNANCE_RECORDS + ("dataset",))
     | _perms("governance", ["add", "change"], _GOVERNANCE_RECORDS)
-    | {"governance.classify_dataset", "governance.delete_dataset", "governance.view_auditevent"},
+    | {"governance.classify_dataset", "governance.delete_dataset", "governance.view_auditevent"}
+    # Only the privacy role reads original text in the review queue.
+    | {"training.view_redactionreview", "training.change_redactionreview"},
     # Regulators see nothing of the governance records; evidence packs are shared per object.
     REGULATOR: set(),
     ADMIN: _perms("governance", ["view", "add", "change"], _GOVERNANCE_RECORDS)

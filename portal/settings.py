@@ -246,3 +246,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"axes": {"level": "WARNING"}},
 }
+
+# Redaction: the spaCy NER model (a package name or a path). Empty: the md model if installed,
+# else sm (see requirements/nlp-models.txt for where they come from).
+PROVENANT_NER_MODEL = os.environ.get("PROVENANT_NER_MODEL", "")
+PROVENANT_PII_PROFILE_SAMPLE = int(os.environ.get("PROVENANT_PII_PROFILE_SAMPLE", "500"))
+PROVENANT_REVIEW_QUEUE_LIMIT = int(os.environ.get("PROVENANT_REVIEW_QUEUE_LIMIT", "1000"))

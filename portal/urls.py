@@ -12,6 +12,7 @@ urlpatterns = [
     path("account/token/", views.ApiTokenView.as_view(), name="api_token"),
     path("healthz", views.health, name="health"),
     path("governance/", include("governance.urls")),
+    path("training/", include("training.urls")),
     path("api/", include("governance.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api_schema"), name="api_docs"),

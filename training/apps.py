@@ -3,4 +3,4 @@ from django.apps import AppConfig
 
 class TrainingConfig(AppConfig):
     name = "training"
-    verbose_name = "Training runs"
+    verbose_name = "Training runs and redaction"

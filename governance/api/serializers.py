@@ -13,6 +13,19 @@ class DataClassSerializer(serializers.ModelSerializer):
         model = m.DataClass
         exclude = ["created_at", "updated_at"]
 
+    def validate_redaction_actions(self, value):
+        from training.engine.redaction import ACTIONS
+
+        if not isinstance(value, dict) or any(v not in ACTIONS for v in value.values()):
+            raise serializers.ValidationError(f"An object of entity type to one of: {', '.join(ACTIONS)}.")
+        return value
+
+
+class RedactionRuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = m.RedactionRule
+        exclude = ["created_at", "updated_at"]
+
 
 class ProcessorSerializer(serializers.ModelSerializer):
     class Meta:

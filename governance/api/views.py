@@ -79,6 +79,7 @@ DataClassViewSet = record_viewset(m.DataClass, s.DataClassSerializer, filters.Da
 ProcessorViewSet = record_viewset(m.Processor, s.ProcessorSerializer, filters.ProcessorFilter)
 AttestationViewSet = record_viewset(m.Attestation, s.AttestationSerializer, filters.AttestationFilter)
 DataProcessingAgreementViewSet = record_viewset(m.DataProcessingAgreement, s.DataProcessingAgreementSerializer, filters.DataProcessingAgreementFilter)
+RedactionRuleViewSet = record_viewset(m.RedactionRule, s.RedactionRuleSerializer, filters.RedactionRuleFilter)
 ComputeTargetViewSet = record_viewset(m.ComputeTarget, s.ComputeTargetSerializer, filters.ComputeTargetFilter)
 
 

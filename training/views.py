@@ -1,0 +1,76 @@
+"""The privacy officer's redaction review queue. Original text is shown to the privacy role only,
+and each view of it is an audit event."""
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views import View
+from django.views.generic import ListView
+
+from training import actions
+from training.models import RedactionReview, ReviewDecision
+
+
+class ReviewQueueView(LoginRequiredMixin, ListView):
+    template_name = "training/review_queue.html"
+    paginate_by = 50
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated and not RedactionReview.can_browse(request.user):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_queryset(self):
+        qs = RedactionReview.objects.visible_to(self.request.user).select_related("dataset")
+        decision = self.request.GET.get("decision", ReviewDecision.PENDING)
+        return qs.filter(decision=decision) if decision in ReviewDecision.values else qs
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "decisions": ReviewDecision.choices,
+                "current": self.request.GET.get("decision", ReviewDecision.PENDING)}
+
+
+class DecisionForm(forms.Form):
+    decision = forms.ChoiceField(choices=[c for c in ReviewDecision.choices if c[0] != ReviewDecision.PENDING], widget=forms.RadioSelect)
+    extend_to = forms.CharField(required=False, max_length=500, label="Text to redact instead (for “extended”)",
+                                help_text="Copy the exact wider text from the snippet; it must contain the detection.")
+    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("decision") == ReviewDecision.EXTENDED and not cleaned.get("extend_to"):
+            self.add_error("extend_to", "Give the wider text to redact.")
+        return cleaned
+
+
+class ReviewDetailView(LoginRequiredMixin, View):
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated and not RedactionReview.can_browse(request.user):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request, pk, form=None):
+        item = get_object_or_404(RedactionReview.objects.visible_to(request.user).select_related("dataset"), pk=pk)
+        before, detected, after = actions.view_review_snippet(request.user, item)
+        return render(request, "training/review_detail.html", {
+            "item": item, "before": before, "detected": detected, "after": after, "form": form or DecisionForm(),
+        })
+
+    def post(self, request, pk):
+        item = get_object_or_404(RedactionReview.objects.visible_to(request.user), pk=pk)
+        if not item.can_decide(request.user):
+            raise PermissionDenied
+        form = DecisionForm(request.POST)
+        if not form.is_valid():
+            return self.get(request, pk, form)
+        try:
+            actions.decide_review(request.user, item, form.cleaned_data["decision"], comment=form.cleaned_data["comment"],
+                                  extend_to=form.cleaned_data["extend_to"])
+        except ValueError as exc:
+            form.add_error("extend_to", str(exc))
+            return self.get(request, pk, form)
+        messages.success(request, "Decision recorded.")
+        following = RedactionReview.objects.visible_to(request.user).filter(decision=ReviewDecision.PENDING).first()
+        return redirect(following or "training:review_queue")
