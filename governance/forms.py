@@ -57,11 +57,11 @@ class DataClassForm(forms.ModelForm):
         for entity in ENTITY_TYPES:
             self.fields[f"action_{entity}"] = forms.ChoiceField(
                 choices=self.ACTION_CHOICES, initial=current.get(entity, "pseudonymize"),
-                label=f"{entity.replace('_', ' ').capitalize()}: when found", required=True)
+                label=f"{entity.replace('_', ' ').capitalize()}: when found", required=False)
 
     def clean(self):
         cleaned = super().clean()
-        actions = {name.removeprefix("action_"): value for name, value in cleaned.items() if name.startswith("action_")}
+        actions = {name.removeprefix("action_"): value or "pseudonymize" for name, value in cleaned.items() if name.startswith("action_")}
         self.instance.redaction_actions = {k: v for k, v in actions.items() if v != "pseudonymize"}
         return cleaned
 

@@ -141,10 +141,11 @@ def records(privacy, legal, engineer, other_engineer):
                                                    issued_on=today - dt.timedelta(days=10), expires_on=today + dt.timedelta(days=300)))
     dpa = make_record(legal, make_dpa(processor, required_attestations=[m.AttestationKind.SOC2_TYPE2]))
     target = make_record(privacy, m.ComputeTarget(name="Paris cluster", kind=m.ComputeKind.ON_PREMISES, region="on-prem-paris"))
+    rule = make_record(privacy, m.RedactionRule(data_class=data_class, entity_type="CUSTOMER_ID", kind="pattern", regex=r"\bCUST-\d{6}\b"))
     own = make_dataset(engineer, name="Erin tickets")
     others = make_dataset(other_engineer, name="Eddie tickets")
     return dict(dataclass=data_class, processor=processor, attestation=attestation, dataprocessingagreement=dpa,
-                computetarget=target, dataset=own, other_dataset=others)
+                computetarget=target, redactionrule=rule, dataset=own, other_dataset=others)
 
 
 def make_dpa(processor, **overrides):

@@ -27,6 +27,10 @@ PAGES = [
     ("dataset share", "post", lambda r: reverse("governance:dataset_share", args=[r["dataset"].pk]), {E}),
     ("dataset shred", "post", lambda r: reverse("governance:dataset_shred", args=[r["dataset"].pk]), {E, P}),
     ("dataset list", "get", lambda r: reverse("governance:dataset_list"), CATALOGUE_READERS | {"other_engineer"}),
+    ("dataset review scan", "post", lambda r: reverse("governance:dataset_review_scan", args=[r["dataset"].pk]), {E, P}),
+    ("redaction review queue", "get", lambda r: reverse("training:review_queue"), {P}),
+    ("redaction review item", "get", lambda r: reverse("training:review_detail", args=[r["review"].pk]), {P}),
+    ("redaction review decision", "post", lambda r: reverse("training:review_detail", args=[r["review"].pk]), {P}),
 ]
 for model, readers, writers in [
     ("dataclass", CATALOGUE_READERS | {"other_engineer"}, {P, A}),
@@ -34,6 +38,7 @@ for model, readers, writers in [
     ("attestation", GOVERNANCE_STAFF, GOVERNANCE_STAFF),
     ("dataprocessingagreement", GOVERNANCE_STAFF, GOVERNANCE_STAFF),
     ("computetarget", CATALOGUE_READERS | {"other_engineer"}, {P, A}),
+    ("redactionrule", GOVERNANCE_STAFF, {P, A}),
 ]:
     PAGES += [
         (f"{model} list", "get", lambda r, m=model: reverse(f"governance:{m}_list"), readers),
@@ -60,6 +65,7 @@ for prefix, model, readers, writers in [
     ("attestations", "attestation", GOVERNANCE_STAFF, GOVERNANCE_STAFF),
     ("dpas", "dataprocessingagreement", GOVERNANCE_STAFF, GOVERNANCE_STAFF),
     ("compute-targets", "computetarget", CATALOGUE_READERS | {"other_engineer"}, {P, A}),
+    ("redaction-rules", "redactionrule", GOVERNANCE_STAFF, {P, A}),
 ]:
     API += [
         (f"{prefix} list", "get", lambda r, p=prefix: f"/api/{p}/", readers),
@@ -84,6 +90,13 @@ def with_document(records, legal):
 
     upload = encrypt_stream(io.BytesIO(b"%PDF-1.4 signed"), dpa_document_rules()["document"], "signed.pdf")
     actions.attach_dpa_document(legal, records["dataprocessingagreement"], upload)
+    from training.engine.pii.detector import Detection
+    from training.engine.redaction import Record
+    from training.actions import _review_item
+
+    review = _review_item(records["dataset"], Record("line-1", "Call Maria now"), Detection(5, 10, "PERSON", 0.4, "test"), "low_confidence")
+    review.save()
+    records["review"] = review
     return records
 
 

@@ -377,8 +377,8 @@ def run_redaction(records: Iterable[Record], *, out: Path | None, spans_out: Pat
                         report.sample.append({"id": result.id, "text": result.text[:500]})
             if progress and (done % 50 == 0):
                 progress(report.records_in, total)
-    if progress:
-        progress(report.records_in, total)
+        if progress:  # inside the writers: a failure here must still leave no output
+            progress(report.records_in, total)
     report.exact_duplicates, report.near_duplicates = dedup.exact, dedup.near
     report.entities = {t: dict(c) for t, c in sorted(counts.items())}
     report.output_sha256 = writer.sha256.hexdigest()

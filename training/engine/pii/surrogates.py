@@ -45,7 +45,7 @@ class SurrogateGenerator:
         return self._cache[cache_key]
 
     def _make(self, entity_type: str, value: str) -> str:
-        make = _MAKERS.get(entity_type, _same_shape)
+        make = _MAKERS.get(entity_type, _identifier)
         for attempt in range(20):
             rng = random.Random(self._seed(entity_type, value, attempt))
             if entity_type == "PERSON":
@@ -201,6 +201,14 @@ def _same_shape(value: str, rng: random.Random, force_change: bool = False) -> s
     if force_change and fake == value:
         fake = "X" * len(value) if value != "X" * len(value) else "Y" * len(value)
     return fake
+
+
+def _identifier(value: str, rng: random.Random) -> str:
+    """A data class's own identifiers (CUST-004211): keep the letters that say what it is,
+    change the digits; change letters too when there are hardly any digits."""
+    if sum(ch.isdigit() for ch in value) >= 2:
+        return _digits_like(value, rng)
+    return _same_shape(value, rng)
 
 
 _MAKERS = {
