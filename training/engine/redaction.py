@@ -48,9 +48,10 @@ class RedactionPolicy:
     actions: dict[str, str] = field(default_factory=dict)  # entity type -> action; missing types are pseudonymized
     review_threshold: float = 0.6  # detections scoring below this go to the review queue
     review_all_detections: bool = False  # high-risk classes: every record with a detection is reviewed
+    default_action: str = PSEUDONYMIZE  # for types the actions do not name
 
     def action_for(self, entity_type: str) -> str:
-        return self.actions.get(entity_type, PSEUDONYMIZE)
+        return self.actions.get(entity_type, self.default_action)
 
     @staticmethod
     def strictest(policies: Iterable["RedactionPolicy"]) -> "RedactionPolicy":
@@ -252,10 +253,33 @@ def _batches(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
         yield batch
 
 
+class WorkerPool:
+    """Processes that each hold a loaded `Redactor`; reusable across runs with the same settings."""
+
+    def __init__(self, workers: int, detector_config: DetectorConfig, policy: RedactionPolicy, key: bytes, decisions=None):
+        context = multiprocessing.get_context("spawn")  # no fork of a process holding spaCy and threads
+        self.pool = context.Pool(workers, initializer=_init_worker, initargs=(detector_config, policy, key, decisions))
+        self.workers = workers
+
+    def imap(self, batches):
+        return self.pool.imap(_redact_in_worker, batches, chunksize=1)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.pool.terminate()
+        self.pool.join()
+
+
 def redact_records(records: Iterable[Record], *, detector_config: DetectorConfig, policy: RedactionPolicy, key: bytes,
-                   workers: int = 1, batch_size: int = 64, decisions=None) -> Iterator[RedactedRecord]:
+                   workers: int | WorkerPool = 1, batch_size: int = 64, decisions=None) -> Iterator[RedactedRecord]:
     """Redact in order, on `workers` processes (1: in this process; needed inside daemonic
     processes such as Celery's prefork workers, which may not have children)."""
+    if isinstance(workers, WorkerPool):
+        for redacted in workers.imap(_batches(records, batch_size)):
+            yield from redacted
+        return
     if workers > 1 and multiprocessing.current_process().daemon:
         workers = 1
     if workers <= 1:
@@ -263,10 +287,9 @@ def redact_records(records: Iterable[Record], *, detector_config: DetectorConfig
         for batch in _batches(records, batch_size):
             yield from redactor.redact(batch)
         return
-    context = multiprocessing.get_context("spawn")  # no fork of a process holding spaCy and threads
-    with context.Pool(workers, initializer=_init_worker, initargs=(detector_config, policy, key, decisions)) as pool:
-        for redacted in pool.imap(_redact_in_worker, _batches(records, batch_size), chunksize=1):
-            yield from redacted
+    with WorkerPool(workers, detector_config, policy, key, decisions) as pool:
+        yield from redact_records(records, detector_config=detector_config, policy=policy, key=key, workers=pool,
+                                  batch_size=batch_size)
 
 
 # ---------------------------------------------------------------------------- files
@@ -331,10 +354,11 @@ class AtomicWriter:
 
 
 def run_redaction(records: Iterable[Record], *, out: Path | None, spans_out: Path | None = None,
-                  detector_config: DetectorConfig, policy: RedactionPolicy, key: bytes, workers: int = 1,
+                  detector_config: DetectorConfig, policy: RedactionPolicy, key: bytes, workers: int | WorkerPool = 1,
                   batch_size: int = 64, decisions=None, total: int | None = None,
                   progress: Callable[[int, int | None], None] | None = None,
-                  review_sink: Callable[[Record, RedactedRecord], None] | None = None, sample_size: int = 5) -> RedactionReport:
+                  review_sink: Callable[[Record, RedactedRecord], None] | None = None, sample_size: int = 5,
+                  deduplicate: bool = True) -> RedactionReport:
     """The whole pipeline over an iterable of records; returns the report. Nothing is left at
     `out` or `spans_out` unless the run completes."""
     started = time.perf_counter()
@@ -346,7 +370,7 @@ def run_redaction(records: Iterable[Record], *, out: Path | None, spans_out: Pat
     def unique(source):
         for record in source:
             report.records_in += 1
-            if not dedup.is_duplicate(record.text):
+            if not deduplicate or not dedup.is_duplicate(record.text):
                 if review_sink:
                     originals[record.id] = record
                 yield record

@@ -104,6 +104,58 @@ def _drop_unlikely_entities(text: str, detections: list[Detection]) -> list[Dete
     return kept
 
 
+_ROLE_MAILBOXES = {"info", "sales", "support", "contact", "admin", "billing", "hello", "team", "office", "service", "help",
+                   "noreply", "no", "reply", "privacy", "legal", "accounts", "hr", "jobs", "careers", "press", "marketing"}
+
+
+def _fold(text: str) -> str:
+    import unicodedata
+
+    return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if c.isalpha())
+
+
+def _names_from_emails(text: str, detections: list[Detection]) -> list[Detection]:
+    """An email address usually spells its owner's name: a capitalised word of the record that
+    appears in the local part of one of its emails ("Regnier" and gregnier@…) is a name."""
+    locals_ = [_fold(text[d.start:d.end].split("@")[0]) for d in detections if d.type == "EMAIL_ADDRESS"]
+    locals_ = [p for p in locals_ if p and p not in _ROLE_MAILBOXES]
+    if not locals_:
+        return []
+    covered = [(d.start, d.end) for d in detections]
+    found = []
+    for match in re.finditer(r"\b[A-ZÀ-Ö][\w'’-]{2,}\b", text):
+        word = _fold(match.group())
+        if len(word) >= 3 and word not in _ROLE_MAILBOXES and any(word in local for local in locals_) \
+                and not any(s <= match.start() and match.end() <= e for s, e in covered):
+            found.append(Detection(match.start(), match.end(), "PERSON", 0.6, "EmailNameRecognizer"))
+    return found
+
+
+_ROW_IDENTIFIER = re.compile(r"(?<![\w-])(?:[A-Z]{1,4}-){0,2}[A-Z]{1,4}-?\d{4,12}(?![\w-])|(?<![\w-])\d{3,4}-\d{4,6}(?:-\d{2,4})?(?![\w-])")
+_REFERENCE_WORDS = re.compile(r"(?i)(?:order|invoice|inv|ticket|case|sku|ref|reference|tracking|part|item|product|batch|lot|"
+                              r"version|build|po|ord|rma|shipment|parcel|booking)\W{0,3}$")
+
+
+def _identifiers_in_personal_rows(text: str, detections: list[Detection]) -> list[Detection]:
+    """In a line that holds someone's email or phone (a CRM row, a merge log), a customer-style
+    identifier (AC45878495, CUST-010432) belongs to that person. Order, ticket and similar
+    references are left alone."""
+    personal = [d for d in detections if d.type in ("EMAIL_ADDRESS", "PHONE_NUMBER")]
+    if not personal:
+        return []
+    covered = [(d.start, d.end) for d in detections]
+    found = []
+    for line in re.finditer(r"[^\n]+", text):
+        if not any(line.start() <= d.start < line.end() for d in personal):
+            continue
+        for match in _ROW_IDENTIFIER.finditer(line.group()):
+            start, end = line.start() + match.start(), line.start() + match.end()
+            if any(s < end and start < e for s, e in covered) or _REFERENCE_WORDS.search(text[max(0, start - 12):start]):
+                continue
+            found.append(Detection(start, end, "ACCOUNT_NUMBER", 0.5, "PersonalRowIdentifier"))
+    return found
+
+
 class _FastSpacyNlpEngine(SpacyNlpEngine):
     """Loads the model without the dependency parser, which Presidio does not use and which costs
     about a third of spaCy's time."""
@@ -165,7 +217,9 @@ class PiiDetector:
                                             score_threshold=self.config.score_threshold)
             detections = [Detection(x.start, x.end, x.entity_type, round(x.score, 3),
                                     (x.recognition_metadata or {}).get("recognizer_name", "")) for x in results]
-            found.append(self._propagate_names(text, _drop_unlikely_entities(text, detections)))
+            detections = _drop_unlikely_entities(text, detections)
+            detections += _names_from_emails(text, detections) + _identifiers_in_personal_rows(text, detections)
+            found.append(self._propagate_names(text, detections))
         return found
 
     def _ner_view(self, text: str) -> str:

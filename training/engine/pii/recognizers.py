@@ -32,6 +32,7 @@ _CARD_ISSUERS = [
     (("34", "37"), (15,)),  # Amex
     (("6011", "65") + tuple(str(p) for p in range(644, 650)), (16, 17, 18, 19)),  # Discover
     (tuple(str(p) for p in range(3528, 3590)), (16, 17, 18, 19)),  # JCB
+    (("1800", "2131"), (15,)),  # JCB, older 15-digit ranges
     (("36", "38", "39") + tuple(str(p) for p in range(300, 306)), (14, 15, 16, 19)),  # Diners
     (("62",), (16, 17, 18, 19)),  # UnionPay
     (("50",) + tuple(str(p) for p in range(56, 70)), tuple(range(12, 20))),  # Maestro
@@ -77,7 +78,7 @@ _PHONE_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "BE", "CH", "AT", "I
                   "PL", "CZ", "IN", "AU", "CA", "BR", "MX", "JP", "SG", "ZA", "IL", "NZ")
 # A candidate: optional +, (, then digits with the separators people type. Letters or a dash
 # glued to either end (ORD-123456, SKU-1234-567) rule a candidate out before parsing.
-_PHONE_CANDIDATE = re.compile(r"(?<![\w./:-])(?:\+|00)?\(?\d[\d\s().-]{5,18}\d(?![\w/:]|[.-]\d)")
+_PHONE_CANDIDATE = re.compile(r"(?<![\w./:-])(?:\+|00)?\(?\d[\d \t().-]{5,18}\d(?![\w/:]|[.-]\d)")
 _DATE_LIKE = re.compile(r"^\d{1,4}[-./]\d{1,2}[-./]\d{1,4}$|^\d{4}-\d{2}-\d{2}")
 _TIME_LIKE = re.compile(r"\d{1,2}:\d{2}")
 
@@ -114,39 +115,76 @@ class InternationalPhoneRecognizer(EntityRecognizer):
         return results
 
     def _score(self, candidate: str) -> float:
-        international = candidate.startswith(("+", "00"))
+        # "+" or the international prefix 00 followed by a country code (which never starts with 0).
+        international = candidate.startswith("+") or (candidate.startswith("00") and candidate[2:3] not in ("", "0"))
         regions = (None,) if candidate.startswith("+") else self.regions
         for region in regions:
             try:
                 number = phonenumbers.parse(candidate if region or not candidate.startswith("00") else "+" + candidate[2:], region)
             except phonenumbers.NumberParseException:
                 continue
+            formatted = international or bool(re.search(r"[\s().-]", candidate.strip()))
             if phonenumbers.is_valid_number(number):
                 # A bare digit run could be anything; separators or a + make it look dialled.
-                formatted = international or bool(re.search(r"[\s().-]", candidate.strip()))
                 return 0.75 if formatted else 0.4
+            if international and phonenumbers.is_possible_number(number):
+                # "+33 4 00 62 96 69": dialled with a country code, the right length for that
+                # country, in a range libphonenumber does not list as assigned (yet).
+                return 0.6
         return 0.0
 
 
 # ---------------------------------------------------------------------------- street addresses
 
-_STREET_SUFFIX = (r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|"
-                  r"square|sq|crescent|cres|close|parkway|pkwy|highway|hwy|circle|cir|trail|trl|row|walk|gardens|"
-                  r"grove|mews|hill|park|heights|ridge|view|loop|alley|path|pike|run|crossing|point|wharf|quay|port|"
-                  r"plaza|estates|meadows|hollow|junction|key|lake|landing|manor|pass|springs|station|summit|valley|"
-                  r"villa|green|common|field|fields|broadway)")
-_UNIT = r"(?:\s*,?\s*(?:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|#)\.?\s*[\w-]{1,6})?"
+def _street_words() -> tuple[list[str], list[str]]:
+    """Street-type words: USPS suffixes (Divide, Harbors, Corners, …) as Faker lists them, and the
+    continental prefixes (Calle, Vial, Rua, Viale, …) of Faker's European locales."""
+    import importlib
+
+    suffixes = {"street", "st", "avenue", "ave", "road", "rd", "boulevard", "blvd", "lane", "ln", "drive", "dr", "court",
+                "ct", "way", "place", "pl", "terrace", "square", "sq", "crescent", "close", "parkway", "highway", "row",
+                "walk", "gardens", "grove", "mews", "hill", "broadway"}
+    prefixes = {"rue", "avenue", "av", "boulevard", "bd", "place", "chemin", "allée", "allee", "impasse", "quai", "via", "viale",
+                "piazza", "piazzale", "corso", "largo", "vicolo", "calle", "avenida", "avda", "plaza", "paseo", "camino",
+                "carrer", "rua", "praça", "travessa", "ulica", "ul", "gran vía", "gran via"}
+    for locale in ("en_US", "en_GB", "en_AU", "en_CA"):
+        provider = importlib.import_module(f"faker.providers.address.{locale}").Provider
+        suffixes.update(w.lower() for w in getattr(provider, "street_suffixes", ()))
+    # Suffixes that are everyday words after a number too ("250 units of part", "3 key points").
+    suffixes -= {"part", "point", "points", "key", "run", "course", "center", "centre", "club", "common", "commons",
+                 "lock", "locks", "mall", "mission", "radial", "rest", "spur", "trace", "track", "union", "unions"}
+    for locale in ("es_ES", "fr_FR", "pt_PT", "pt_BR", "it_IT"):
+        provider = importlib.import_module(f"faker.providers.address.{locale}").Provider
+        words = list(getattr(provider, "street_prefixes", ())) + ([] if locale != "it_IT" else list(provider.street_suffixes))
+        prefixes.update(w.lower().rstrip(".") for w in words if w != "Street")
+    return sorted(suffixes, key=len, reverse=True), sorted(prefixes, key=len, reverse=True)
+
+
+_SUFFIXES, _PREFIXES = _street_words()
+
+
+def _countries() -> list[str]:
+    from faker.providers.address.en_US import Provider
+
+    return sorted({c for c in Provider.countries if "(" not in c}, key=len, reverse=True)
+
+
+_COUNTRY = "(?:" + "|".join(re.escape(c) for c in _countries()) + ")"
+_STREET_SUFFIX = "(?:" + "|".join(re.escape(w) for w in _SUFFIXES) + ")"
+_EU_STREET_WORD = "(?:" + "|".join(re.escape(w) for w in _PREFIXES) + ")"
+_UNIT = r"(?:\s*,?\s*(?:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|int|#)\.?\s*#?[\w-]{1,6}|\s*,?\s*\d{1,2}º\s*\d?ª?\s*[A-Z]?\b)?"
+_HOUSE_NUMBER = r"\d{1,5}[a-z]?(?:-\d{1,4}|-[a-z]{1,3})?(?:\s+(?:bis|ter))?"
 _WORD = r"[A-Za-zÀ-ÖØ-öø-ÿ'’.-]+"
-_EU_STREET_WORD = (r"(?:rue|avenue|av|boulevard|bd|place|chemin|allée|allee|impasse|quai|via|viale|piazza|piazzale|"
-                   r"corso|largo|vicolo|calle|avenida|avda|plaza|paseo|camino|carrer|rua|praça|praca|travessa|largo|"
-                   r"ulica|ul|straat|laan|gracht|plein|weg|vej|gade|gatan|vägen|vagen|utca|ulice|náměstí|namesti|"
-                   r"strada|aleja|rynek)")
-_PARTICLES = r"(?:(?:de|du|des|la|le|les|del|della|dei|di|da|do|dos|das|van|von|der|den)\s+|d'|l')*"
+_PARTICLES = r"(?:(?:de|du|des|la|le|les|del|della|dei|di|da|do|dos|das|van|von|der|den)[ \t]+|d'|l')*"
 # The street's name: capitalised words (case-sensitive even inside a case-insensitive pattern),
 # or a single word when the whole text is typed in lower case.
-_STREET_NAME = r"(?-i:[A-ZÀ-Ö][\w'’-]+(?:\s+[A-ZÀ-Ö][\w'’-]+){0,3}|[a-zà-ÿ][\w'’-]+)"
-_DE_COMPOUND = r"[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|str\.|weg|platz|allee|gasse|ring|damm|ufer|chaussee|steig|pfad|markt|gracht|straat|laan|plein|vej|gatan|vägen|ská|ova|ní)"
-_POSTCODE_CITY = r"(?:\s*,?\s*\d{4,5}(?:-\d{3,4})?\s+[A-ZÀ-Ö][\wÀ-ÿ-]+(?:\s[A-ZÀ-Ö][\wÀ-ÿ-]+)?)?"
+_STREET_NAME = r"(?-i:[A-ZÀ-Ö][\w'’-]+(?:[ \t]+[A-ZÀ-Ö][\w'’-]+){0,3}|[a-zà-ÿ][\w'’-]+)"
+_DE_COMPOUND = (r"[A-ZÄÖÜ][a-zäöüß]+(?:-[A-ZÄÖÜ][a-zäöüß]+)*-?(?i:straße|strasse|str\.|weg|platz|allee|gasse|ring|damm|ufer|chaussee|steig|pfad|markt|"
+                r"gracht|straat|laan|plein|singel|dreef|steeg|kade|dijk|boulevard|baan|hof|pad|vej|vænget|gade|gatan|vägen|ská|ova|ní)")
+# What follows a street in a full address: the town, and a UK, US or continental post code.
+_TOWN = r"[A-ZÀ-Ö][\w'’.-]+(?:\s+(?:am|an|de|del|sur|upon|on)?\s*[A-ZÀ-Ö][\w'’.-]+){0,2}"
+_POSTCODE = r"(?:[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}|[A-Z]{2}\s+\d{5}(?:-\d{4})?|\d{4,5}(?:-\d{3,4})?|\d{4}\s?[A-Z]{2})"
+_TAIL = rf"(?-i:(?:,?\s+{_POSTCODE}\s+{_TOWN}|(?:,\s*|[ \t]*\n[ \t]*){_TOWN}(?:,?\s+{_POSTCODE})?))?"
 
 
 class StreetAddressRecognizer(PatternRecognizer):
@@ -154,11 +192,17 @@ class StreetAddressRecognizer(PatternRecognizer):
     Hauptstraße 5, 10115 Berlin), with units and post codes attached. Vanilla Presidio has none."""
 
     PATTERNS = [
-        Pattern("number first", rf"(?i)\b\d{{1,5}}[a-z]?(?:-\d{{1,5}})?,?\s+(?:{_WORD}\s+){{0,4}}{_STREET_SUFFIX}\b\.?{_UNIT}", 0.6),
-        Pattern("continental", rf"(?i)\b{_EU_STREET_WORD}\.?\s+(?:{_WORD}\s+){{0,4}}?\d{{1,5}}[a-z]?\b{_UNIT}{_POSTCODE_CITY}", 0.6),
-        Pattern("number then continental", rf"(?i)\b\d{{1,5}}[a-z]?,?\s+{_EU_STREET_WORD}\.?\s+{_PARTICLES}{_STREET_NAME}", 0.6),
-        Pattern("compound", rf"\b{_DE_COMPOUND}\s+\d{{1,5}}[a-z]?\b{_UNIT}{_POSTCODE_CITY}", 0.65),
+        Pattern("number first", rf"(?i)(?:\b(?:flat|apt|apartment|unit|suite)[ \t]+\w{{1,5}},[ \t]*)?\b{_HOUSE_NUMBER},?[ \t]+"
+                                rf"(?:{_WORD}[ \t]+){{1,4}}{_STREET_SUFFIX}\b\.?{_UNIT}{_TAIL}", 0.6),
+        Pattern("continental", rf"(?i)\b{_EU_STREET_WORD}\.?[ \t]+(?:{_WORD},?[ \t]+){{0,4}}?{_HOUSE_NUMBER}\b{_UNIT}{_TAIL}", 0.6),
+        Pattern("number then continental", rf"(?i)\b{_HOUSE_NUMBER},?[ \t]+{_EU_STREET_WORD}\.?[ \t]+{_PARTICLES}{_STREET_NAME}{_TAIL}", 0.6),
+        Pattern("compound", rf"\b{_DE_COMPOUND}[ \t]+{_HOUSE_NUMBER}\b{_UNIT}{_TAIL}", 0.65),
+        # "5956 Nesvegi 71", "528 Síp utca 16": a building number, a street name, a house number.
+        Pattern("numbered street", r"\b\d{1,5}[ \t]+(?!(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|mon|tue|wed|thu|fri|sat|sun)[a-z]*\b)(?-i:[A-ZÀ-ÖΑ-Ω][\w'’-]+)(?:[ \t]+[\w'’.-]+){0,2}[ \t]+\d{1,5}[a-z]?\b", 0.4),
+        # "Finland 59693", "Tunisia 19591": the post code that closes an address, next to its country.
+        Pattern("country post code", rf"\b{_COUNTRY}[ \t]+\d{{4,5}}\b", 0.45),
         Pattern("po box", r"(?i)\b(?:p\.?\s?o\.?\s?box|postfach|boîte postale|bp)\s+\d{1,6}\b", 0.6),
+        Pattern("military", r"(?i)\b(?:psc|unit|cmr)\s+\d{3,5},?\s+box\s+\d{1,5}(?:,?\s+(?:apo|fpo|dpo)\s+a[aep]\s+\d{5})?", 0.7),
         Pattern("unit", r"(?i)\b(?:apt|apartment|suite|ste|unit|flat)\.?\s+#?\d{1,5}[a-z]?\b", 0.45),
     ]
     CONTEXT = ["address", "live", "lives", "living", "street", "ship", "shipping", "deliver", "delivery", "mail", "home", "residence", "located", "moved"]
@@ -181,7 +225,8 @@ class ContextualIdentifierRecognizer(EntityRecognizer):
 
     def __init__(self, entity: str, label_regex: str, value_regex: str, score: float = 0.8, name: str | None = None):
         self.entity = entity
-        self._regex = re.compile(rf"(?i)\b(?:{label_regex})\s*(?:number|no\.?|num|nr\.?|id|#)?\s*(?:is|was|:|#|=|-)?\s*(?P<value>{value_regex})")
+        filler = r"(?:\s*(?:number|no\.?|num|nr\.?|id|ref|reference|account|given|confirmed|is|was|on|:|#|=|-|\())*"
+        self._regex = re.compile(rf"(?i)\b(?:{label_regex}){filler}\s*(?P<value>{value_regex})")
         self.score = score
         super().__init__(supported_entities=[entity], name=name or f"{entity.title()}ContextRecognizer")
 
@@ -196,7 +241,7 @@ class ContextualIdentifierRecognizer(EntityRecognizer):
         ]
 
 
-_DATE = (r"(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?[A-Za-z]{3,9}\.?,?\s+\d{4}"
+_DATE = (r"(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\d{1,2}[-\s][A-Za-z]{3,9}[-\s]\d{2,4}|\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?[A-Za-z]{3,9}\.?,?\s+\d{4}"
          r"|[A-Za-z]{3,9}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4})")
 
 
@@ -204,18 +249,19 @@ def account_number_recognizer() -> ContextualIdentifierRecognizer:
     return ContextualIdentifierRecognizer(
         "ACCOUNT_NUMBER",
         r"account|acct|a/c|customer|client|member(?:ship)?|policy|subscriber|loyalty|billing",
-        r"[A-Z]{0,4}-?\d[\dA-Z]*(?:[- ]\d[\dA-Z]*){0,4}", 0.75, "AccountNumberRecognizer")
+        r"(?:[A-Z]{1,4}-){0,2}[A-Z]{0,4}\d[\dA-Z]*(?:[- ]\d[\dA-Z]*){0,4}", 0.75, "AccountNumberRecognizer")
 
 
 def medical_record_recognizer() -> ContextualIdentifierRecognizer:
     return ContextualIdentifierRecognizer(
-        "MEDICAL_RECORD_NUMBER", r"mrn|medical record|patient id|patient number|hospital number|nhs",
-        r"[A-Z]{0,3}-?\d[\d -]{4,14}\d", 0.8, "MedicalRecordRecognizer")
+        "MEDICAL_RECORD_NUMBER", r"mrn|medical record|patient id|patient number|hospital number|hospital no\.?|unit no\.?|unit number|nhs",
+        r"[A-Z]{0,3}-?\d[\d-]{4,14}\d", 0.8, "MedicalRecordRecognizer")
 
 
 def date_of_birth_recognizer() -> ContextualIdentifierRecognizer:
     return ContextualIdentifierRecognizer(
-        "DATE_OF_BIRTH", r"date of birth|birth ?date|birthday|born(?: on)?|d\.?o\.?b\.?|b\.", _DATE, 0.85, "DateOfBirthRecognizer")
+        "DATE_OF_BIRTH", r"date of birth|birth ?date|birthday|born(?: on)?|d\.?o\.?b\.?|b\.|geboren|né\(?e?\)? le|fecha de nacimiento",
+        _DATE, 0.85, "DateOfBirthRecognizer")
 
 
 class NationalIdRecognizer(PatternRecognizer):
@@ -226,10 +272,26 @@ class NationalIdRecognizer(PatternRecognizer):
         Pattern("ssn spaced", r"\b(?!000|666|9\d\d)\d{3} (?!00)\d{2} (?!0000)\d{4}\b", 0.35),
         Pattern("uk nino", r"(?i)\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", 0.6),
     ]
-    CONTEXT = ["ssn", "social security", "national insurance", "ni number", "nino", "national id", "tax id", "id number", "identity"]
+    PATTERNS += [
+        Pattern("es dni", r"\b[XYZ]?\d{7,8}-?[A-HJ-NP-TV-Z]\b", 0.5),
+        Pattern("fr nir", r"\b[12][ .]?\d{2}[ .]?(?:0[1-9]|1[0-2]|[2-9]\d)[ .]?(?:\d{2}|2[AB])[ .]?\d{3}[ .]?\d{3}[ .]?\d{2}\b", 0.5),
+        Pattern("nl bsn", r"(?i)(?<=bsn)[:\s#-]*\d{9}\b", 0.7),
+    ]
+    CONTEXT = ["ssn", "social security", "national insurance", "ni number", "nino", "national id", "tax id", "id number",
+               "identity", "dni", "nie", "nif", "sécurité sociale", "securite sociale", "insee", "bsn"]
 
     def __init__(self):
         super().__init__(supported_entity="NATIONAL_ID", patterns=self.PATTERNS, context=self.CONTEXT, name="NationalIdRecognizer")
+
+    def validate_result(self, pattern_text: str) -> Optional[bool]:
+        compact = re.sub(r"[\s.-]", "", pattern_text).upper()
+        if re.fullmatch(r"[XYZ]?\d{7,8}[A-Z]", compact):  # DNI/NIE: the letter is a mod-23 check
+            number = int(str("XYZ".index(compact[0])) + compact[1:-1] if compact[0] in "XYZ" else compact[:-1])
+            return "TRWAGMYFPDXBNJZSQVHLCKE"[number % 23] == compact[-1]
+        if re.fullmatch(r"[12]\d{4}(?:\d{2}|2[AB])\d{8}", compact):  # NIR: 97 - (number mod 97) is the key
+            body = compact[:13].replace("2A", "19").replace("2B", "18")
+            return 97 - int(body) % 97 == int(compact[13:])
+        return None
 
 
 class ProfileUrlRecognizer(PatternRecognizer):
@@ -271,10 +333,18 @@ class StrictIpRecognizer(PatternRecognizer):
 # ---------------------------------------------------------------------------- names in any case
 
 _NAME_CONTEXT = re.compile(
-    r"(?i)\b(?:my name is|my name's|name is|this is|i am|i'm|im|it's|call me|dear|hi|hello|hey|thanks|thank you|regards,?|"
-    r"cheers,?|sincerely,?|best,?|mr\.?|mrs\.?|ms\.?|miss|dr\.?|prof\.?|customer|patient|caller|client|name)\s*[:,-]?\s+"
-    r"(?P<name>[A-Za-zÀ-ÖØ-öø-ÿ'’-]{2,}(?:\s+[A-Za-zÀ-ÖØ-öø-ÿ'’-]{2,}){0,2})"
+    r"(?i)\b(?P<cue>my name is|my name's|name is|this is|i am|i'm|im|it's|call me|dear|hi|hello|hey|thanks|thank you|"
+    r"regards,?|cheers,?|sincerely,?|best,?|mr\.?|mrs\.?|ms\.?|mx\.?|miss|dr\.?|prof\.?|customer|patient|caller|client|"
+    r"(?:customer |patient |full |account holder |contact )?name|contact|attn\.?|attention of|signed by|signatory|speaking with|"
+    r"spoke to|spoke with|ask for|assigned to)\s*[:,-]?\s+"
+    r"(?P<name>[A-Za-zÀ-ÖØ-öø-ÿ'’-]{2,}(?:\s+(?:[A-Z]\.?\s+)?[A-Za-zÀ-ÖØ-öø-ÿ'’-]{2,}){0,2})"
 )
+# Cues after which a capitalised word is a name even if no list knows it ("Dear Dr Opmans").
+_STRONG_CUES = re.compile(r"(?i)^(?:mr|mrs|ms|mx|miss|dr|prof|dear|attn|attention of|signed by|signatory|"
+                          r"(?:customer |patient |full |account holder |contact )?name|contact)\.?$")
+# A chat line's speaker: "[11:06] Édith: Yes."
+_SPEAKER = re.compile(r"\[\d{1,2}:\d{2}(?::\d{2})?\]\s*(?P<name>[A-ZÀ-Ö][\w'’-]+(?:\s[A-ZÀ-Ö][\w'’-]+)?):")
+_NOT_SPEAKERS = {"customer", "agent", "user", "bot", "system", "assistant", "support", "note", "caller", "operator", "client"}
 
 
 class CasedNameRecognizer(EntityRecognizer):
@@ -296,18 +366,49 @@ class CasedNameRecognizer(EntityRecognizer):
     def analyze(self, text: str, entities: List[str], nlp_artifacts=None) -> List[RecognizerResult]:
         results = []
         for match in _NAME_CONTEXT.finditer(text):
+            strong = bool(_STRONG_CUES.match(match.group("cue").strip(" ,:")))
             words = list(re.finditer(r"\S+", match.group("name")))
-            if not words or words[0].group().lower().strip("'’-") not in self.first_names | self.last_names:
+            if not words or not self._is_name(words[0].group(), strong):
                 continue
             end_word = words[0]
             for word in words[1:]:
-                if word.group().lower().strip("'’-") in self.last_names or word.group().lower() in self.first_names:
+                if self._is_name(word.group(), strong) or re.fullmatch(r"[A-Z]\.?", word.group()):
                     end_word = word
                 else:
                     break
             base = match.start("name")
-            results.append(_result(self, "PERSON", base + words[0].start(), base + end_word.end(), 0.7))
+            results.append(_result(self, "PERSON", base + words[0].start(), base + end_word.end(), 0.7 if strong else 0.6))
+        for match in _SPEAKER.finditer(text):
+            if match.group("name").lower() not in _NOT_SPEAKERS:
+                results.append(_result(self, "PERSON", match.start("name"), match.end("name"), 0.65))
+        results.extend(self._first_name_pairs(text))
         return results
+
+    def _is_name(self, word: str, strong: bool) -> bool:
+        bare = word.lower().strip("'’-.,")
+        if bare in self.first_names or bare in self.last_names:
+            return True
+        return strong and word[:1].isupper() and bare not in _NOT_NAMES and len(bare) > 1
+
+    def _first_name_pairs(self, text: str) -> List[RecognizerResult]:
+        """"Sarah May", "Iwan Kroker": a known first name followed by a capitalised word that is
+        not a street, company or place word."""
+        results = []
+        for match in re.finditer(r"\b(?P<first>[A-ZÀ-Ö][a-zà-ÿ'’-]+)(?:[ \t]+|,)(?P<last>[A-ZÀ-Ö][a-zà-ÿ'’-]+(?:[- ][A-ZÀ-Ö][a-zà-ÿ'’-]+)?)\b", text):
+            first, last = match.group("first").lower(), match.group("last").lower()
+            if first in self.first_names and last.split()[0] not in _NOT_NAMES and last not in _NOT_NAMES:
+                results.append(_result(self, "PERSON", match.start(), match.end(), 0.5))
+        return results
+
+
+# Capitalised words that follow names or titles but are not names.
+_NOT_NAMES = {"street", "road", "avenue", "lane", "drive", "court", "hospital", "clinic", "bank", "group", "ltd", "inc", "llc",
+              "plc", "gmbh", "corp", "company", "university", "school", "college", "park", "hotel", "foods", "capital", "media",
+              "systems", "solutions", "health", "partners", "holdings", "logistics", "consulting", "services", "the", "team",
+              "support", "customer", "department", "office", "city", "county", "state", "north", "south", "east", "west",
+              "new", "saint", "st", "san", "santa", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+              "january", "february", "march", "april", "june", "july", "august", "september", "october", "november", "december",
+              "thanks", "thank", "regards", "please", "sir", "madam", "colleague", "colleagues", "all", "team,"} | set(_SUFFIXES)
 
 
 def load_name_gazetteer(locales=("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pt_PT", "pl_PL",
