@@ -108,7 +108,7 @@ class RecordUpdateView(RecordAccessMixin, UpdateView):
 
 def describe(obj) -> list[tuple[str, object]]:
     """(label, value) for each field worth showing on a detail page."""
-    skip = {"id", "blob_id", "wrapped_key", "document_blob_id", "document_wrapped_key", "pii_profile", "redaction_actions"}
+    skip = {"id", "blob_id", "wrapped_key", "document_blob_id", "document_wrapped_key", "pii_profile"}
     out = []
     for field in obj._meta.concrete_fields:
         if field.name in skip:
@@ -119,6 +119,8 @@ def describe(obj) -> list[tuple[str, object]]:
             value = getattr(obj, field.name)
         if isinstance(value, list):
             value = ", ".join(str(v) for v in value) or "—"
+        elif isinstance(value, dict):
+            value = "; ".join(f"{k}: {v}" for k, v in sorted(value.items())) or "defaults"
         elif isinstance(value, bool):
             value = "yes" if value else "no"
         elif value in (None, ""):

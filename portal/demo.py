@@ -81,8 +81,11 @@ def ensure_demo_records() -> None:
             name="Customer support transcripts", tier=m.Tier.CONFIDENTIAL, description="Chats and tickets with customers; names, emails, phone numbers, order details.",
             categories=[m.DataCategory.PERSONAL], regulations=[m.Regulation.GDPR, m.Regulation.CCPA],
             fine_tuning_use=m.FineTuningUse.ALLOWED, redaction_required=True, dp_required=True, max_epsilon=8.0,
-            max_delta=1e-5, allowed_compute_kinds=[m.ComputeKind.ON_PREMISES, m.ComputeKind.PRIVATE_CLOUD],
+            max_delta=1e-5, redaction_actions={"CREDIT_CARD": "drop_record", "EMAIL_ADDRESS": "pseudonymize"},
+            allowed_compute_kinds=[m.ComputeKind.ON_PREMISES, m.ComputeKind.PRIVATE_CLOUD],
             allowed_regions=["eu-west-1", "on-prem-paris"], retention_days=365)))
+        actions.create_record(privacy, _Form(m.RedactionRule(
+            data_class=support, entity_type="CUSTOMER_ID", kind=m.RedactionRuleKind.PATTERN, regex=r"\bCUST-\d{6}\b")))
         actions.create_record(privacy, _Form(m.DataClass(
             name="Clinical notes", tier=m.Tier.RESTRICTED, description="Free-text notes from clinicians. Special category data.",
             categories=[m.DataCategory.PERSONAL, m.DataCategory.SPECIAL], regulations=[m.Regulation.GDPR, m.Regulation.HIPAA],
@@ -154,9 +157,9 @@ def demo_support_tickets(count: int = 300, seed: int = 7) -> str:
         street = f"{rng.randint(1, 220)} {rng.choice(['Rue de Rivoli', 'Baker Street', 'Calle Mayor', 'Hauptstraße'])}"
         issue = rng.choice(_ISSUES).format(order=order, street=street)
         phone = f"+33 6 {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}"
-        text = (f"Customer: Hello, this is {first} {last}, {issue}. You can reach me at "
-                f"{first.lower()}.{last.lower()}@example.com or {phone}.\nAgent: Thank you {first}, I have opened case "
-                f"{rng.randint(10000, 99999)} and will update you within 24 hours.")
+        text = (f"Customer: Hello, this is {first} {last} (customer CUST-{rng.randint(100000, 999999)}), {issue}. "
+                f"You can reach me at {first.lower()}.{last.lower()}@example.com or {phone}.\nAgent: Thank you {first}, "
+                f"I have opened case {rng.randint(10000, 99999)} and will update you within 24 hours.")
         lines.append(json.dumps({"id": f"t{i:04d}", "text": text}, ensure_ascii=False))
     return "\n".join(lines) + "\n"
 

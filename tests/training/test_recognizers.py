@@ -46,6 +46,18 @@ POSITIVES = [
     ("PERSON", "Hello, my name is maria garcia and I need help", "maria garcia"),
     ("PERSON", "CUSTOMER: JOHN SMITH", "JOHN SMITH"),
     ("PERSON", "Thanks for calling, Priya Raman here", "Priya Raman"),
+    ("PERSON", "Dear Dr Opmans, thank you for the referral.", "Opmans"),
+    ("PERSON", "[11:06] Édith: Yes, that is my address.", "Édith"),
+    ("PERSON", "Grégoire,Regnier,gregnier@colin-blin.fr,Senior Buyer", "Regnier"),
+    ("PERSON", "Grégoire,Regnier,gregnier@colin-blin.fr,Senior Buyer", "Grégoire"),
+    ("NATIONAL_ID", "DNI: 54497025C (verified)", "54497025C"),
+    ("NATIONAL_ID", "n° de sécurité sociale: 2 89 01 59 429 566 23;", "2 89 01 59 429 566 23"),
+    ("ACCOUNT_NUMBER", "Manchester | AC45878495 | j.doe@example.com | 07825 735134", "AC45878495"),
+    ("STREET_ADDRESS", "50 Church Road\nBirmingham B15 6QD", "50 Church Road\nBirmingham B15 6QD"),
+    ("STREET_ADDRESS", "office at Plaza de Dan Rocha, 128, 3º3ª, 07751 Palma, Spain", "Plaza de Dan Rocha, 128, 3º3ª, 07751 Palma"),
+    ("STREET_ADDRESS", "sent to Kerkstraat 16-hs, 1090 PT Amsterdam - correct?", "Kerkstraat 16-hs, 1090 PT Amsterdam"),
+    ("STREET_ADDRESS", "his address: 5956 Nesvegi 71", "5956 Nesvegi 71"),
+    ("STREET_ADDRESS", "Apt. 342 | YLIVIESKA | Finland 59693", "Finland 59693"),
 ]
 
 
@@ -66,6 +78,9 @@ HARD_NEGATIVES = [
     "Tracking 1Z999AA10123456784 via the carrier.",
     "Build 20240305.1 passed 1523 tests in 12.5 s",
     "The meeting is on 3/5/2024 at 10:30.",
+    "Order ORD-482913 was refunded; invoice INV-2291-03 closed.",
+    "Sent 3 Reminders 2 days apart.",
+    "2024-03-05\n\nDear team,",
 ]
 
 
@@ -74,8 +89,24 @@ def test_hard_negative_is_not_personal_data(detector, text):
     assert found(detector, text) == set()
 
 
+def test_order_and_invoice_references_in_a_personal_row_are_not_accounts(detector):
+    text = "Order ORD-482913 placed by +44 20 7946 0958; invoice INV-2291-03 closed; customer AC45878495."
+    accounts = {v for v, t in found(detector, text) if t == "ACCOUNT_NUMBER"}
+    assert accounts == {"AC45878495"}
+
+
+def test_a_title_on_its_own_line_is_not_an_address(detector):
+    text = "Sunnybrook Hospital\n2025-10-20\n\nDear Dr Opmans,\nRe: your patient"
+    assert not any(t == "STREET_ADDRESS" for _, t in found(detector, text))
+
+
 def test_version_string_is_not_an_ip_address(detector):
     assert not any(t == "IP_ADDRESS" for _, t in found(detector, "firmware version 1.2.3.4 installed"))
+
+
+def test_national_ids_with_a_wrong_check_character_are_ignored(detector):
+    for text in ("DNI: 54497025D", "n° de sécurité sociale: 2 89 01 59 429 566 24"):
+        assert not any(t == "NATIONAL_ID" for _, t in found(detector, text)), text
 
 
 def test_luhn_invalid_card_is_ignored(detector):

@@ -83,6 +83,9 @@ _NOT_ORGANISATIONS = {"customer", "agent", "patient", "dob", "iban", "ssn", "mrn
                       "order", "ticket", "account", "support", "email", "phone", "address", "name", "note", "notes"}
 
 
+_TITLE_START = re.compile(r"(?i)^(?:(?:dear|mr|mrs|ms|mx|miss|dr|prof|sir|madam)\.?\s+)+")
+
+
 def _drop_unlikely_entities(text: str, detections: list[Detection]) -> list[Detection]:
     """Drop what the NER model tags by mistake: names with digits in them, and organisations that
     are references, form labels, short acronyms, or overlap something more specific."""
@@ -92,7 +95,12 @@ def _drop_unlikely_entities(text: str, detections: list[Detection]) -> list[Dete
         # Names have no digits; "ORD-482913" or "INV-2024-000871" tagged by NER are references.
         if d.type == "PERSON" and d.source == "SpacyRecognizer" and any(c.isdigit() for c in text[d.start:d.end]):
             continue
-        if d.type == "ORGANIZATION" and re.search(r"\d{3}", text[d.start:d.end]):
+        value = text[d.start:d.end]
+        if d.type == "ORGANIZATION" and sum(c.isdigit() for c in value) * 10 >= 3 * len(value.replace(" ", "")):
+            continue
+        title = _TITLE_START.match(value) if d.type == "ORGANIZATION" else None
+        if title and title.end() < len(value):  # "Dear Dr Opmans" read as an organisation is a person
+            kept.append(Detection(d.start + title.end(), d.end, "PERSON", d.score, d.source))
             continue
         if d.type == "ORGANIZATION":
             value = text[d.start:d.end]

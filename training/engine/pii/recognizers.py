@@ -182,7 +182,7 @@ _STREET_NAME = r"(?-i:[A-ZÀ-Ö][\w'’-]+(?:[ \t]+[A-ZÀ-Ö][\w'’-]+){0,3}|[a
 _DE_COMPOUND = (r"[A-ZÄÖÜ][a-zäöüß]+(?:-[A-ZÄÖÜ][a-zäöüß]+)*-?(?i:straße|strasse|str\.|weg|platz|allee|gasse|ring|damm|ufer|chaussee|steig|pfad|markt|"
                 r"gracht|straat|laan|plein|singel|dreef|steeg|kade|dijk|boulevard|baan|hof|pad|vej|vænget|gade|gatan|vägen|ská|ova|ní)")
 # What follows a street in a full address: the town, and a UK, US or continental post code.
-_TOWN = r"[A-ZÀ-Ö][\w'’.-]+(?:\s+(?:am|an|de|del|sur|upon|on)?\s*[A-ZÀ-Ö][\w'’.-]+){0,2}"
+_TOWN = r"[A-ZÀ-Ö][A-Za-zÀ-ÖØ-öø-ÿ'’.-]+(?:[ \t]+(?:am|an|de|del|sur|upon|on)?[ \t]*[A-ZÀ-Ö][A-Za-zÀ-ÖØ-öø-ÿ'’.-]+){0,2}"
 _POSTCODE = r"(?:[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}|[A-Z]{2}\s+\d{5}(?:-\d{4})?|\d{4,5}(?:-\d{3,4})?|\d{4}\s?[A-Z]{2})"
 _TAIL = rf"(?-i:(?:,?\s+{_POSTCODE}\s+{_TOWN}|(?:,\s*|[ \t]*\n[ \t]*){_TOWN}(?:,?\s+{_POSTCODE})?))?"
 
@@ -198,7 +198,9 @@ class StreetAddressRecognizer(PatternRecognizer):
         Pattern("number then continental", rf"(?i)\b{_HOUSE_NUMBER},?[ \t]+{_EU_STREET_WORD}\.?[ \t]+{_PARTICLES}{_STREET_NAME}{_TAIL}", 0.6),
         Pattern("compound", rf"\b{_DE_COMPOUND}[ \t]+{_HOUSE_NUMBER}\b{_UNIT}{_TAIL}", 0.65),
         # "5956 Nesvegi 71", "528 Síp utca 16": a building number, a street name, a house number.
-        Pattern("numbered street", r"\b\d{1,5}[ \t]+(?!(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|mon|tue|wed|thu|fri|sat|sun)[a-z]*\b)(?-i:[A-ZÀ-ÖΑ-Ω][\w'’-]+)(?:[ \t]+[\w'’.-]+){0,2}[ \t]+\d{1,5}[a-z]?\b", 0.4),
+        # Below the threshold on its own ("Sent 3 Reminders 2 days"): it counts only next to a
+        # context word such as "address" or "lives".
+        Pattern("numbered street", r"\b\d{1,5}[ \t]+(?!(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|mon|tue|wed|thu|fri|sat|sun)[a-z]*\b)(?-i:[A-ZÀ-ÖΑ-Ω][\w'’-]+)(?:[ \t]+[\w'’.-]+){0,2}[ \t]+\d{1,5}[a-z]?\b", 0.3),
         # "Finland 59693", "Tunisia 19591": the post code that closes an address, next to its country.
         Pattern("country post code", rf"\b{_COUNTRY}[ \t]+\d{{4,5}}\b", 0.45),
         Pattern("po box", r"(?i)\b(?:p\.?\s?o\.?\s?box|postfach|boîte postale|bp)\s+\d{1,6}\b", 0.6),
