@@ -559,10 +559,6 @@ class ChainVerification:
     reason: str = ""
 
 
-class AuditEventQuerySet(RestrictedQuerySet):
-    pass
-
-
 class AuditEvent(models.Model):
     """One append-only link of a SHA-256 hash chain. A database trigger refuses UPDATE and DELETE."""
 
@@ -583,7 +579,7 @@ class AuditEvent(models.Model):
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, unique=True, editable=False)
 
-    objects = AuditEventQuerySet.as_manager()
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-sequence"]

@@ -47,10 +47,6 @@ class ReviewDecision(models.TextChoices):
     EXTENDED = "extended", "Extended: redact a wider span"
 
 
-class RedactionReviewQuerySet(RestrictedQuerySet):
-    pass
-
-
 class RedactionReview(models.Model):
     """One detection a person must look at before the dataset trains. The surrounding text is
     sealed by the master key; only the privacy role may open it, and every opening is audited."""
@@ -76,7 +72,7 @@ class RedactionReview(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = RedactionReviewQuerySet.as_manager()
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["decision", "score", "pk"]
