@@ -1,0 +1,121 @@
+"""DP-LoRA on a tiny GPT-2 built offline: Opacus gradients, accounting, learning, saved adapters."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from training.engine.dp_lora import TrainConfig, lora_model, sequence_losses, tokenize, train_dp_lora  # noqa: E402
+from training.engine.tiny_base import build_tiny_base, generate_corpus  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory):
+    return build_tiny_base(tmp_path_factory.mktemp("tiny-base"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def texts():
+    return generate_corpus(64, seed=3)
+
+
+def test_opacus_per_sample_gradients_of_lora_weights_equal_per_example_backward(tiny_base, texts):
+    """Guards Opacus issue #820 (silently wrong LoRA updates with some opacus/peft pairs)."""
+    from opacus import GradSampleModule
+
+    config = TrainConfig(max_length=32)
+    torch.manual_seed(0)
+    model = lora_model(tiny_base, config)
+    for name, param in model.named_parameters():  # lora_B starts at zero; make every gradient non-trivial
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.05)
+    model.train()
+    input_ids, mask = tokenize(tiny_base, texts[:6], config.max_length)
+    wrapped = GradSampleModule(model, batch_first=True, loss_reduction="mean")
+    sequence_losses(wrapped, input_ids, mask).mean().backward()
+    lora_params = [(n, p) for n, p in wrapped.named_parameters() if p.requires_grad]
+    assert lora_params and all("lora_" in n for n, _ in lora_params)
+    per_sample = {n: p.grad_sample.detach().clone() for n, p in lora_params}
+    for i in range(input_ids.shape[0]):
+        model.zero_grad()
+        sequence_losses(model, input_ids[i:i + 1], mask[i:i + 1]).sum().backward()
+        for name, param in model.named_parameters():
+            if param.requires_grad:
+                wrapped_name = f"_module.{name}"
+                torch.testing.assert_close(per_sample[wrapped_name][i], param.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_sequence_losses_do_not_depend_on_other_records(tiny_base, texts):
+    config = TrainConfig(max_length=32)
+    model = lora_model(tiny_base, config).eval()
+    ids, mask = tokenize(tiny_base, texts[:4], config.max_length)
+    together = sequence_losses(model, ids, mask)
+    alone = torch.stack([sequence_losses(model, ids[i:i + 1], mask[i:i + 1])[0] for i in range(4)])
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_dp_with_negligible_noise_learns_like_non_dp(tiny_base, texts):
+    common = dict(epochs=6, batch_size=16, max_length=32, learning_rate=2e-2, seed=1)
+    plain = train_dp_lora(tiny_base, texts, TrainConfig(dp=False, **common))
+    private = train_dp_lora(tiny_base, texts, TrainConfig(dp=True, noise_multiplier=1e-6, max_grad_norm=100.0, noise_seed=0,
+                                                         accountant="rdp", **common))
+    first = sum(plain.losses[:3]) / 3
+    plain_drop = first - sum(plain.losses[-3:]) / 3
+    private_drop = sum(private.losses[:3]) / 3 - sum(private.losses[-3:]) / 3
+    assert plain_drop > 0.3, plain.losses
+    assert private_drop == pytest.approx(plain_drop, rel=0.35)
+
+
+@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+def test_epsilon_recorded_is_the_accountants_for_the_steps_taken(tiny_base, texts, accountant):
+    config = TrainConfig(epochs=2, batch_size=8, max_length=32, target_epsilon=4.0, accountant=accountant, noise_seed=0)
+    result = train_dp_lora(tiny_base, texts, config)
+    from opacus.accountants import create_accountant
+
+    independent = create_accountant(accountant)
+    independent.history = [(result.noise_multiplier, result.sample_rate, result.steps)]
+    assert result.epsilon == pytest.approx(independent.get_epsilon(delta=result.delta), rel=1e-6)
+    assert result.epsilon <= config.target_epsilon + 1e-6
+    assert result.delta == pytest.approx(1 / len(texts))
+
+
+def test_stopping_early_reports_the_epsilon_of_the_steps_actually_taken(tiny_base, texts):
+    calls = {"n": 0}
+
+    def stop_after_three():
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    config = TrainConfig(epochs=3, batch_size=8, max_length=32, target_epsilon=4.0, accountant="rdp", noise_seed=0)
+    stopped = train_dp_lora(tiny_base, texts, config, should_stop=stop_after_three)
+    full = train_dp_lora(tiny_base, texts, config)
+    assert stopped.stopped_early and stopped.steps == 3
+    assert stopped.epsilon < full.epsilon
+
+
+def test_saved_adapter_reloads_with_identical_logits(tiny_base, texts, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    config = TrainConfig(epochs=1, batch_size=8, max_length=32, target_epsilon=8.0, noise_seed=0)
+    out = tmp_path / "adapter"
+    train_dp_lora(tiny_base, texts, config, out)
+    assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
+    ids, mask = tokenize(tiny_base, texts[:3], config.max_length)
+    reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_base), out).eval()
+    again = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_base), out).eval()
+    base = AutoModelForCausalLM.from_pretrained(tiny_base).eval()
+    with torch.no_grad():
+        first, second = reloaded(input_ids=ids, attention_mask=mask).logits, again(input_ids=ids, attention_mask=mask).logits
+        plain = base(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    assert not torch.allclose(first, plain)  # the adapter changed the model: it is not a no-op
+
+
+def test_unknown_architecture_needs_named_target_modules():
+    from types import SimpleNamespace
+
+    from training.engine.dp_lora import target_modules_for
+
+    with pytest.raises(ValueError, match="name the modules"):
+        target_modules_for(SimpleNamespace(config=SimpleNamespace(model_type="mystery")))
+    assert target_modules_for(SimpleNamespace(config=SimpleNamespace(model_type="llama"))) == ["q_proj", "v_proj"]

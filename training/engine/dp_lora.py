@@ -1,0 +1,195 @@
+"""DP-LoRA: a PEFT LoRA adapter trained with Opacus DP-SGD. No Django here.
+
+Privacy: Poisson sampling of records, per-sample clipping to `max_grad_norm`, Gaussian noise
+with the multiplier that the chosen accountant computes for the target ε and δ over the planned
+steps; the ε reported is what the same accountant gives for the steps actually taken. The loss is
+computed per sequence and averaged over the batch, so each record's gradient depends on that
+record only (the HF `labels=` loss averages over all tokens of the batch and couples samples).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+# LoRA targets per architecture: the attention projections, as in the LoRA paper.
+TARGET_MODULES = {
+    "gpt2": ["c_attn"],
+    "llama": ["q_proj", "v_proj"],
+    "mistral": ["q_proj", "v_proj"],
+    "qwen2": ["q_proj", "v_proj"],
+    "gpt_neox": ["query_key_value"],
+    "opt": ["q_proj", "v_proj"],
+    "phi": ["q_proj", "v_proj"],
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    target_modules: tuple[str, ...] = ()  # empty: chosen per architecture
+    epochs: float = 1.0
+    learning_rate: float = 1e-3
+    batch_size: int = 16  # expected logical batch under Poisson sampling
+    max_length: int = 64
+    dp: bool = True
+    target_epsilon: float = 8.0
+    target_delta: float | None = None  # None: 1/N
+    max_grad_norm: float = 1.0
+    accountant: str = "prv"  # "prv" or "rdp": picks σ and reports ε
+    grad_sample_mode: str = "hooks"
+    noise_multiplier: float | None = None  # set only to override the accountant (tests, audits)
+    seed: int = 0  # initialisation and data order; recorded in the run manifest
+    # The DP noise must be unpredictable: by default its generator is seeded from the OS
+    # entropy pool and the seed is never recorded. Tests may fix it to compare runs.
+    noise_seed: int | None = None
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    epochs: float
+    losses: list[float]
+    epsilon: float | None  # spent, by the accountant, for the steps taken; None without DP
+    delta: float | None
+    noise_multiplier: float | None
+    sample_rate: float
+    accountant: str | None
+    records: int
+    seconds: float
+    device: str
+    stopped_early: bool = False
+    epsilon_curve: list[tuple[int, float]] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class TrainingStopped(Exception):
+    pass
+
+
+def pick_device():
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def target_modules_for(model, override: tuple[str, ...] = ()) -> list[str]:
+    if override:
+        return list(override)
+    model_type = getattr(model.config, "model_type", "")
+    if model_type not in TARGET_MODULES:
+        raise ValueError(f"No default LoRA targets for architecture {model_type!r}: name the modules to adapt.")
+    return TARGET_MODULES[model_type]
+
+
+def sequence_losses(model, input_ids, attention_mask):
+    """Mean token loss of each sequence: one number per record."""
+    import torch.nn.functional as F
+
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1, :]
+    targets = input_ids[:, 1:]
+    mask = attention_mask[:, 1:].to(logits.dtype)
+    token_losses = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
+    token_losses = token_losses.view(targets.shape) * mask
+    return token_losses.sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+
+
+def lora_model(base_dir: Path, config: TrainConfig):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_dir)
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=target_modules_for(base, config.target_modules), task_type="CAUSAL_LM",
+                      fan_in_fan_out=getattr(base.config, "model_type", "") == "gpt2")
+    return get_peft_model(base, lora)
+
+
+def tokenize(base_dir: Path, texts: list[str], max_length: int):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    batch = tokenizer(texts, return_tensors="pt", padding="max_length", truncation=True, max_length=max_length)
+    return batch["input_ids"], batch["attention_mask"]
+
+
+def noise_for(config: TrainConfig, sample_rate: float, steps: int, delta: float) -> float:
+    if config.noise_multiplier is not None:
+        return config.noise_multiplier
+    from opacus.accountants.utils import get_noise_multiplier
+
+    return get_noise_multiplier(target_epsilon=config.target_epsilon, target_delta=delta, sample_rate=sample_rate,
+                                steps=steps, accountant=config.accountant)
+
+
+def train_dp_lora(base_dir: Path, texts: list[str], config: TrainConfig, out_dir: Path | None = None, *,
+                  progress: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None) -> TrainResult:
+    """Train a LoRA adapter on `texts`; save it in PEFT format to `out_dir` if given."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(config.seed)
+    device = pick_device()
+    started = time.perf_counter()
+    model = lora_model(base_dir, config).to(device)
+    model.train()
+    input_ids, attention_mask = tokenize(base_dir, texts, config.max_length)
+    records = len(texts)
+    sample_rate = min(1.0, config.batch_size / records)
+    steps_per_epoch = max(1, round(1 / sample_rate))
+    planned_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
+    loader = DataLoader(TensorDataset(input_ids, attention_mask), batch_size=config.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(config.seed))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
+    delta = noise_multiplier = engine = None
+    if config.dp:
+        from opacus import PrivacyEngine
+
+        delta = config.target_delta if config.target_delta is not None else 1.0 / records
+        noise_multiplier = noise_for(config, sample_rate, planned_steps, delta)
+        engine = PrivacyEngine(accountant=config.accountant)
+        model, optimizer, loader = engine.make_private(
+            module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=noise_multiplier,
+            max_grad_norm=config.max_grad_norm, poisson_sampling=True, grad_sample_mode=config.grad_sample_mode,
+            noise_generator=torch.Generator(device=device).manual_seed(
+                config.noise_seed if config.noise_seed is not None else int.from_bytes(os.urandom(8), "big")),
+        )
+    losses, epsilon_curve, step, stopped = [], [], 0, False
+    while step < planned_steps and not stopped:
+        for batch_ids, batch_mask in loader:
+            if step >= planned_steps:
+                break
+            if should_stop and should_stop():
+                stopped = True
+                break
+            optimizer.zero_grad()
+            if batch_ids.shape[0]:
+                loss = sequence_losses(model, batch_ids.to(device), batch_mask.to(device)).mean()
+                loss.backward()
+                losses.append(float(loss.detach()))
+            optimizer.step()  # an empty Poisson batch still takes a (noise-only) step and is accounted
+            step += 1
+            spent = engine.get_epsilon(delta) if engine and (step % 10 == 0 or step == planned_steps) else None
+            if spent is not None:
+                epsilon_curve.append((step, spent))
+            if progress:
+                progress({"step": step, "steps": planned_steps, "loss": losses[-1] if losses else None, "epsilon": spent})
+    epsilon = engine.get_epsilon(delta) if engine and step else (0.0 if engine else None)
+    if out_dir is not None:
+        unwrapped = getattr(model, "_module", model)
+        unwrapped.save_pretrained(out_dir)
+    return TrainResult(steps=step, epochs=step / steps_per_epoch, losses=losses, epsilon=epsilon, delta=delta,
+                       noise_multiplier=noise_multiplier, sample_rate=sample_rate,
+                       accountant=config.accountant if config.dp else None, records=records,
+                       seconds=round(time.perf_counter() - started, 3), device=str(device), stopped_early=stopped,
+                       epsilon_curve=epsilon_curve)
