@@ -111,3 +111,35 @@ class RedactionReview(models.Model):
         snippet = self.open_snippet()
         start, end = self.start - self.snippet_offset, self.end - self.snippet_offset
         return snippet[:start], snippet[start:end], snippet[end:]
+
+
+class BaseModelSource(models.TextChoices):
+    LOCAL_DIRECTORY = "local_directory", "Local Hugging Face directory"
+    GGUF = "gguf", "GGUF file (converted to safetensors once)"
+    HUB = "hub", "Hub id (hosts with network only)"
+
+
+class BaseModel(models.Model):
+    """A base model runs can adapt: where its weights are, what it is, and the SHA-256 of each
+    weight file, so a run's manifest names exactly the weights it started from."""
+
+    name = models.CharField(max_length=200, unique=True)
+    source = models.CharField(max_length=20, choices=BaseModelSource.choices)
+    location = models.CharField(max_length=500, help_text="Directory (or GGUF file, or hub id) of the weights.")
+    architecture = models.CharField(max_length=100)
+    parameter_count = models.PositiveBigIntegerField()
+    licence = models.CharField(max_length=100, blank=True, help_text="Empty: unknown, which policy flags.")
+    weight_hashes = models.JSONField(default=dict, help_text="File name -> SHA-256.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @classmethod
+    def narrow_visible(cls, queryset, user):
+        return queryset.none()

@@ -119,3 +119,23 @@ def test_unknown_architecture_needs_named_target_modules():
     with pytest.raises(ValueError, match="name the modules"):
         target_modules_for(SimpleNamespace(config=SimpleNamespace(model_type="mystery")))
     assert target_modules_for(SimpleNamespace(config=SimpleNamespace(model_type="llama"))) == ["q_proj", "v_proj"]
+
+
+@pytest.mark.django_db
+def test_bootstrap_registers_the_tiny_base_with_its_weight_hashes(data_dir, engineer, regulator):
+    import io
+
+    from django.core.management import call_command
+
+    from governance.models import AuditEvent
+    from training.engine.model_files import sha256_file
+    from training.models import BaseModel
+
+    call_command("bootstrap_tiny_base_model", "--steps", "3", stdout=io.StringIO(), verbosity=0)
+    model = BaseModel.objects.get(name="tiny-gpt2-seed0")
+    weights = data_dir / "models" / "tiny-gpt2-seed0" / "model.safetensors"
+    assert model.weight_hashes == {"model.safetensors": sha256_file(weights)}
+    assert model.architecture == "gpt2" and model.parameter_count > 100_000
+    assert AuditEvent.objects.filter(action="basemodel.registered").exists()
+    assert list(BaseModel.objects.visible_to(engineer)) == [model]
+    assert not BaseModel.objects.visible_to(regulator).exists()
