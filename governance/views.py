@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -119,6 +121,8 @@ def describe(obj) -> list[tuple[str, object]]:
             value = getattr(obj, field.name)
         if isinstance(value, list):
             value = ", ".join(str(v) for v in value) or "—"
+        elif isinstance(value, dt.datetime):
+            value = value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         elif isinstance(value, dict):
             value = "; ".join(f"{k}: {v}" for k, v in sorted(value.items())) or "defaults"
         elif isinstance(value, bool):

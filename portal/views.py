@@ -26,11 +26,15 @@ class DashboardView(LoginRequiredMixin, TemplateView):
         user, today = self.request.user, timezone.localdate()
         horizon = today + dt.timedelta(days=EXPIRY_HORIZON_DAYS)
         ctx["horizon_days"] = EXPIRY_HORIZON_DAYS
-        ctx["expiring_dpas"] = (
-            DataProcessingAgreement.objects.visible_to(user)
-            .filter(expires_on__gte=today, expires_on__lte=horizon).filter(Q(terminated_on__isnull=True) | Q(terminated_on__gt=today))
-            .select_related("processor").order_by("expires_on")
+        # A DPA stops being in force when it ends or when a required attestation expires.
+        in_force = (
+            DataProcessingAgreement.objects.visible_to(user).filter(Q(terminated_on__isnull=True) | Q(terminated_on__gt=today))
+            .select_related("processor").prefetch_related("processor__attestations")
         ) if DataProcessingAgreement.can_browse(user) else []
+        ctx["expiring_dpas"] = sorted(
+            ((dpa, ends) for dpa in in_force if dpa.in_force_on(today) and (ends := dpa.next_expiry(today)) and ends <= horizon),
+            key=lambda pair: pair[1],
+        )
         ctx["expiring_attestations"] = (
             Attestation.objects.visible_to(user).filter(expires_on__gte=today, expires_on__lte=horizon)
             .select_related("processor").order_by("expires_on")

@@ -91,9 +91,12 @@ def test_dashboard_shows_what_awaits_the_privacy_officer(privacy, legal, enginee
                                      issued_on=today - dt.timedelta(days=300), expires_on=today + dt.timedelta(days=10)))
     make_record(legal, make_dpa(processor, title="Ending soon", expires_on=today + dt.timedelta(days=20)))
     make_record(legal, make_dpa(processor, title="Far off", expires_on=today + dt.timedelta(days=200)))
+    make_record(legal, make_dpa(processor, title="Needs SOC2", expires_on=today + dt.timedelta(days=200),
+                                required_attestations=[m.AttestationKind.SOC2_TYPE2]))
     make_dataset(engineer, name="Unlabelled export")
     page = client_for(privacy).get(reverse("dashboard")).content.decode()
     assert "Ending soon" in page and "Far off" not in page
+    assert "Needs SOC2" in page and "(a required attestation expires)" in page
     assert "SOC 2 Type II" in page
     assert "Unlabelled export" in page
 
@@ -103,7 +106,7 @@ def test_dashboard_of_an_engineer_lists_only_their_unclassified_datasets(enginee
     make_dataset(other_engineer, name="Theirs")
     page = client_for(engineer).get(reverse("dashboard")).content.decode()
     assert "Mine" in page and "Theirs" not in page
-    assert "Agreements ending" not in page
+    assert "Agreements leaving force" not in page
 
 
 def test_dataset_list_costs_a_fixed_number_of_queries(engineer, privacy, django_assert_max_num_queries):
