@@ -1,0 +1,106 @@
+"""Preparing a run's data: a private scratch directory, the train/holdout split, and canaries.
+
+No Django here. Plaintext lives only inside `job_scratch`, which removes it in `finally`;
+`sweep_stale_scratch` removes what a killed worker left behind, at the next worker start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import secrets
+import shutil
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence, TypeVar
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def job_scratch(root: Path, job_id: str) -> Iterator[Path]:
+    """A directory only this user can enter (0700), removed with everything in it on exit,
+    whether the job succeeds, fails or is cancelled."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = root / job_id
+    path.mkdir(mode=0o700)
+    os.chmod(path, 0o700)  # the umask must not widen it
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def sweep_stale_scratch(root: Path, live_job_ids: set[str] = frozenset()) -> list[str]:
+    """Remove scratch directories of jobs that are not running (left by a killed worker)."""
+    root = Path(root)
+    if not root.exists():
+        return []
+    removed = []
+    for entry in root.iterdir():
+        if entry.is_dir() and entry.name not in live_job_ids:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry.name)
+    return sorted(removed)
+
+
+def split_train_holdout(items: Sequence[T], holdout_fraction: float, seed: int) -> tuple[list[T], list[T]]:
+    """A random split: members and non-members must come from the same distribution, or the
+    membership audits measure the split instead of the model (Duan et al. 2024)."""
+    if not 0 <= holdout_fraction < 1:
+        raise ValueError("The holdout fraction must be in [0, 1).")
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    cut = round(len(items) * holdout_fraction)
+    holdout = sorted(order[:cut])
+    train = sorted(order[cut:])
+    return [items[i] for i in train], [items[i] for i in holdout]
+
+
+@dataclass(frozen=True)
+class Canary:
+    """A made-up secret planted in the training data to measure memorisation."""
+
+    prefix: str
+    secret: str
+    repetitions: int
+
+    @property
+    def text(self) -> str:
+        return f"{self.prefix}{self.secret}"
+
+
+@dataclass(frozen=True)
+class CanarySpec:
+    count: int = 10
+    repetitions: int = 1
+    prefix_template: str = "My account recovery code is "
+    alphabet: str = string.digits
+    length: int = 8
+
+
+def make_canaries(spec: CanarySpec) -> list[Canary]:
+    """Secrets from the OS CSPRNG, distinct from each other; never derived from a seed, so the
+    run manifest can be public without revealing them."""
+    if spec.count < 0 or spec.repetitions < 1 or spec.length < 4:
+        raise ValueError("Canaries need a count >= 0, repetitions >= 1 and secrets of at least 4 characters.")
+    seen, canaries = set(), []
+    while len(canaries) < spec.count:
+        secret = "".join(secrets.choice(spec.alphabet) for _ in range(spec.length))
+        if secret not in seen:
+            seen.add(secret)
+            canaries.append(Canary(spec.prefix_template, secret, spec.repetitions))
+    return canaries
+
+
+def insert_canaries(records: list[str], canaries: list[Canary], seed: int) -> list[str]:
+    """The training records with each canary added `repetitions` times at random places."""
+    out = list(records)
+    rng = random.Random(seed)
+    for canary in canaries:
+        for _ in range(canary.repetitions):
+            out.insert(rng.randrange(len(out) + 1), canary.text)
+    return out
