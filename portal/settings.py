@@ -6,6 +6,7 @@ Embedded default: SQLite and Celery on kombu's filesystem transport, both under
 deployment hardening that `manage.py check --deploy` asks for.
 """
 
+import hashlib
 import os
 import tempfile
 from datetime import timedelta
@@ -101,7 +102,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 30}
     # A file, not shared-cache memory, for the test database: concurrent writers then wait
     # for the lock as in production, and a worker process can open the same database.
-    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("PROVENANT_TEST_DB", str(Path(tempfile.gettempdir()) / "provenant-test.sqlite3"))}
+    # One per checkout, so two checkouts' suites on one machine never share it.
+    _checkout = hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:10]
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get(
+        "PROVENANT_TEST_DB", str(Path(tempfile.gettempdir()) / f"provenant-test-{_checkout}.sqlite3"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
