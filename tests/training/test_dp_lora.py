@@ -139,3 +139,45 @@ def test_bootstrap_registers_the_tiny_base_with_its_weight_hashes(data_dir, engi
     assert AuditEvent.objects.filter(action="basemodel.registered").exists()
     assert list(BaseModel.objects.visible_to(engineer)) == [model]
     assert not BaseModel.objects.visible_to(regulator).exists()
+
+
+def test_engine_cli_trains_from_a_yaml_config_and_writes_manifest_curves_and_canaries(tiny_base, texts, tmp_path):
+    import json
+    import stat
+
+    import yaml
+
+    from training.engine import train as engine_train
+    from training.engine.model_files import sha256_file
+
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    out = tmp_path / "out"
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "base_model": str(tiny_base), "data": str(data), "out": str(out), "holdout_fraction": 0.25, "seed": 2,
+        "canaries": {"count": 3, "repetitions": 2},
+        "training": {"epochs": 1, "batch_size": 8, "max_length": 32, "target_epsilon": 6.0, "accountant": "rdp"},
+    }))
+    assert engine_train.main(["--config", str(config)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["records"] == {"train": 48, "holdout": 16, "canaries": 3, "canary_repetitions": 2}
+    assert 0 < manifest["result"]["epsilon"] <= 6.0 and manifest["libraries"]["opacus"]
+    assert manifest["hashes"]["adapter"]["adapter_model.safetensors"] == sha256_file(out / "adapter" / "adapter_model.safetensors")
+    assert manifest["hashes"]["base_model_weights"] == {"model.safetensors": sha256_file(tiny_base / "model.safetensors")}
+    assert "noise_seed" not in manifest["training_config"]
+    secrets_file = out / "canaries.json"
+    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    secrets = [c["secret"] for c in json.loads(secrets_file.read_text())]
+    assert not any(s in (out / "manifest.json").read_text() for s in secrets)
+    assert (out / "loss.svg").read_text().startswith("<?xml") and (out / "epsilon.svg").exists()
+    assert len((out / "holdout.jsonl").read_text().splitlines()) == 16
+
+
+def test_engine_cli_names_a_missing_setting(tmp_path, capsys):
+    from training.engine import train as engine_train
+
+    config = tmp_path / "config.yaml"
+    config.write_text("data: x.jsonl\nout: out\n")
+    assert engine_train.main(["--config", str(config)]) == 2
+    assert "missing “base_model”" in capsys.readouterr().err

@@ -1,0 +1,137 @@
+"""Run the whole training engine from a YAML file, with no portal.
+
+    python -m training.engine.train --config CONFIG.yaml
+
+CONFIG.yaml:
+    base_model: path/to/hf-model-directory
+    data: path/to/records.jsonl          # lines with "text" (already redacted: the portal redacts first)
+    out: path/to/output-directory
+    holdout_fraction: 0.1
+    seed: 0
+    canaries: {count: 10, repetitions: 1, length: 8}
+    training: {epochs: 1, batch_size: 16, target_epsilon: 8.0, accountant: prv, ...}   # TrainConfig fields
+
+Writes into `out`: the adapter (PEFT format), `canaries.json` (mode 0600: the secrets the
+memorisation audit looks for), `holdout.jsonl`, `loss.svg`, `epsilon.svg` and `manifest.json`
+(every parameter, library versions, seeds, and the SHA-256 of the base weights, the training
+data and the adapter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+from dataclasses import asdict, fields
+from importlib import metadata
+from pathlib import Path
+
+from training.engine.dp_lora import TrainConfig, train_dp_lora
+from training.engine.model_files import sha256_file, weight_hashes
+from training.engine.prepare import CanarySpec, insert_canaries, make_canaries, split_train_holdout
+
+LIBRARIES = ("torch", "transformers", "peft", "opacus", "tokenizers", "presidio-analyzer", "spacy")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def save_curves(out: Path, losses: list[float], epsilon_curve: list[tuple[int, float]]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("svg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for name, xs, ys, label in (
+        ("loss.svg", list(range(1, len(losses) + 1)), losses, "training loss (mean per-sequence)"),
+        ("epsilon.svg", [s for s, _ in epsilon_curve], [e for _, e in epsilon_curve], "ε spent"),
+    ):
+        figure, axes = plt.subplots(figsize=(6, 3.2))
+        axes.plot(xs, ys, linewidth=1.5)
+        axes.set_xlabel("step")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+        figure.tight_layout()
+        figure.savefig(out / name, metadata={"Date": None})  # no timestamp: same run, same file
+        plt.close(figure)
+        paths.append(out / name)
+    return paths
+
+
+def run(config: dict, progress=None) -> dict:
+    out = Path(config["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    seed = int(config.get("seed", 0))
+    texts = [json.loads(line)["text"] for line in Path(config["data"]).read_text(encoding="utf-8").splitlines() if line.strip()]
+    train, holdout = split_train_holdout(texts, float(config.get("holdout_fraction", 0.1)), seed)
+    canaries = make_canaries(CanarySpec(**config.get("canaries", {})))
+    train_with_canaries = insert_canaries(train, canaries, seed)
+    known = {f.name for f in fields(TrainConfig)}
+    training = {k: (tuple(v) if k == "target_modules" else v) for k, v in config.get("training", {}).items() if k in known}
+    train_config = TrainConfig(seed=seed, **training)
+    result = train_dp_lora(Path(config["base_model"]), train_with_canaries, train_config, out / "adapter", progress=progress)
+
+    fd = os.open(out / "canaries.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump([{"prefix": c.prefix, "secret": c.secret, "repetitions": c.repetitions} for c in canaries], handle)
+    (out / "holdout.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in holdout), encoding="utf-8")
+    save_curves(out, result.losses, result.epsilon_curve)
+    data_hash = hashlib.sha256("".join(json.dumps({"text": t}) + "\n" for t in train).encode()).hexdigest()
+    manifest = {
+        "training_config": {k: v for k, v in asdict(train_config).items() if k != "noise_seed"},
+        "result": {k: v for k, v in result.as_dict().items() if k not in ("losses", "epsilon_curve")},
+        "records": {"train": len(train), "holdout": len(holdout), "canaries": len(canaries),
+                    "canary_repetitions": canaries[0].repetitions if canaries else 0},
+        "seed": seed,
+        "libraries": library_versions(),
+        "hashes": {
+            "base_model_weights": weight_hashes(Path(config["base_model"])),
+            "training_data_sha256": data_hash,
+            "adapter": {p.name: sha256_file(p) for p in sorted((out / "adapter").iterdir()) if p.is_file()},
+        },
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return manifest
+
+
+def main(argv=None) -> int:
+    import yaml
+    from tqdm import tqdm
+
+    parser = argparse.ArgumentParser(prog="python -m training.engine.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, required=True)
+    args = parser.parse_args(argv)
+    config = yaml.safe_load(args.config.read_text())
+    for key in ("base_model", "data", "out"):
+        if key not in config:
+            print(f"{args.config}: missing “{key}”.", file=sys.stderr)
+            return 2
+    bar = tqdm(unit="step", desc="training")
+
+    def progress(state):
+        bar.total = state["steps"]
+        bar.update(state["step"] - bar.n)
+        if state["epsilon"] is not None:
+            bar.set_postfix(loss=f"{state['loss']:.3f}" if state["loss"] else "-", epsilon=f"{state['epsilon']:.2f}")
+
+    manifest = run(config, progress)
+    bar.close()
+    result = manifest["result"]
+    print(f"{result['steps']} steps, ε = {result['epsilon']} (δ = {result['delta']}, {result['accountant']}); "
+          f"adapter and manifest in {config['out']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
