@@ -105,6 +105,16 @@ def client_for(user) -> Client:
     return client
 
 
+def api_client_for(user):
+    """A DRF client authenticated with the user's API token, as a script would be."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
 def upload_rule():
     return UploadRule(max_bytes=django_settings.PROVENANT_MAX_DATASET_BYTES, key_context=m.Dataset.key_context)
 

@@ -134,11 +134,11 @@ def _find_covering(snippet: str, wanted: str, start: int, end: int) -> int | Non
 
 def review_decisions_for(dataset: Dataset) -> dict:
     """The decisions the training pipeline applies when it redacts this dataset."""
-    from training.engine.redaction import ReviewDecision as Decision
+    from training.engine.redaction import ReviewOverride
 
     decisions: dict[str, list] = {}
     for item in RedactionReview.objects.filter(dataset=dataset, decision__in=[ReviewDecision.REJECTED, ReviewDecision.EXTENDED]):
         verdict = "reject" if item.decision == ReviewDecision.REJECTED else "extend"
         decisions.setdefault(item.record_id, []).append(
-            Decision(item.start, item.end, verdict, item.new_start, item.new_end, item.entity_type))
+            ReviewOverride(item.start, item.end, verdict, item.new_start, item.new_end, item.entity_type))
     return decisions

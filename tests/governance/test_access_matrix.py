@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from tests.conftest import client_for
+from tests.conftest import api_client_for, client_for
 
 E, L, P, R, A, O = "engineer", "legal", "privacy", "regulator", "admin_user", "outsider"
 EVERYONE_WITH_A_ROLE = {E, L, P, R, A}
@@ -136,12 +136,7 @@ def test_anonymous_visitor_is_sent_to_login_everywhere(with_document):
 
 @pytest.mark.parametrize("persona", PERSONAS)
 def test_every_api_endpoint_as_every_persona(request, with_document, persona):
-    from rest_framework.authtoken.models import Token
-    from rest_framework.test import APIClient
-
-    client = APIClient()
-    token = Token.objects.create(user=request.getfixturevalue(persona))
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client = api_client_for(request.getfixturevalue(persona))
     complaints = []
     for what, method, url, allowed in API:
         # An empty body: allowed callers get past the permission check to a 400 of field errors.

@@ -13,7 +13,7 @@ from governance import models as m
 from governance.ingest import IngestError
 from governance.uploads import encrypt_stream
 from portal.vault import KeyUnavailable
-from tests.conftest import client_for, make_dataset, upload_rule
+from tests.conftest import api_client_for, client_for, make_dataset, upload_rule
 
 MARKER = "ZEBRA-PLANTED-MARKER-7f3a9c"
 
@@ -171,11 +171,7 @@ def test_encrypt_stream_refusal_leaves_no_blob(data_dir):
 
 
 def test_api_upload_with_token(engineer):
-    from rest_framework.authtoken.models import Token
-    from rest_framework.test import APIClient
-
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=engineer).key}")
+    client = api_client_for(engineer)
     response = client.post("/api/datasets/", {
         "name": "API upload", "file_format": "text", "source": "export", "lawful_basis": "contract",
         "file": _named(b"a\nb\n", "a.txt"),
@@ -185,11 +181,7 @@ def test_api_upload_with_token(engineer):
 
 
 def test_api_bad_upload_is_a_400_with_the_reason_and_stores_nothing(engineer, data_dir):
-    from rest_framework.authtoken.models import Token
-    from rest_framework.test import APIClient
-
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=engineer).key}")
+    client = api_client_for(engineer)
     response = client.post("/api/datasets/", {
         "name": "API upload", "file_format": "jsonl", "source": "export", "lawful_basis": "contract",
         "file": _named(b'{"text": 1', "a.jsonl"),
@@ -201,11 +193,7 @@ def test_api_bad_upload_is_a_400_with_the_reason_and_stores_nothing(engineer, da
 
 
 def test_api_upload_with_missing_fields_is_a_400_and_stores_nothing(engineer, data_dir):
-    from rest_framework.authtoken.models import Token
-    from rest_framework.test import APIClient
-
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=engineer).key}")
+    client = api_client_for(engineer)
     response = client.post("/api/datasets/", {"file": _named(b"a\n", "a.txt")}, format="multipart")
     assert response.status_code == 400
     assert set(response.json()) >= {"name", "file_format", "source", "lawful_basis"}

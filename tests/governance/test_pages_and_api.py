@@ -5,17 +5,9 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from governance import models as m
-from tests.conftest import client_for, make_dataset, make_dpa, make_record
-
-
-def api_client(user):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+from tests.conftest import api_client_for, client_for, make_dataset, make_dpa, make_record
 
 
 def test_form_error_is_shown_next_to_the_field(privacy):
@@ -45,19 +37,19 @@ BAD_PAYLOADS = [
 
 @pytest.mark.parametrize("url,payload,field", BAD_PAYLOADS, ids=[f"{u}{f}" for u, _, f in BAD_PAYLOADS])
 def test_bad_api_payload_is_a_400_naming_the_field(privacy, legal, url, payload, field):
-    client = api_client(privacy if "processors" not in url and "attestations" not in url else legal)
+    client = api_client_for(privacy if "processors" not in url and "attestations" not in url else legal)
     response = client.post(url, payload, format="json")
     assert response.status_code == 400, response.content
     assert field in response.json()
 
 
 def test_malformed_json_is_a_400(privacy):
-    response = api_client(privacy).generic("POST", "/api/data-classes/", "{not json", content_type="application/json")
+    response = api_client_for(privacy).generic("POST", "/api/data-classes/", "{not json", content_type="application/json")
     assert response.status_code == 400
 
 
 def test_api_create_goes_through_the_audited_action(privacy):
-    response = api_client(privacy).post("/api/data-classes/", {"name": "Support", "max_epsilon": 8, "categories": ["personal"]}, format="json")
+    response = api_client_for(privacy).post("/api/data-classes/", {"name": "Support", "max_epsilon": 8, "categories": ["personal"]}, format="json")
     assert response.status_code == 201, response.content
     event = m.AuditEvent.objects.get()
     assert event.action == "dataclass.created" and event.actor_username == "priya"
@@ -67,7 +59,7 @@ def test_dpa_api_reports_whether_it_is_in_force(legal):
     processor = make_record(legal, m.Processor(name="P"))
     dpa = make_record(legal, make_dpa(processor, expires_on=timezone.localdate() - dt.timedelta(days=1),
                                        effective_from=timezone.localdate() - dt.timedelta(days=100)))
-    body = api_client(legal).get(f"/api/dpas/{dpa.pk}/").json()
+    body = api_client_for(legal).get(f"/api/dpas/{dpa.pk}/").json()
     assert body["in_force_today"] is False
     assert body["not_in_force_because"][0].startswith("it expired on")
     assert "document_wrapped_key" not in body
@@ -139,7 +131,7 @@ def test_sharing_requires_an_existing_engineer(engineer, legal):
     dataset = make_dataset(engineer)
     response = client_for(engineer).post(reverse("governance:dataset_share", args=[dataset.pk]), {"username": "lena"}, follow=True)
     assert "No active engineer is called “lena”" in response.content.decode()
-    response = api_client(engineer).post(f"/api/datasets/{dataset.pk}/share/", {"username": "nobody"}, format="json")
+    response = api_client_for(engineer).post(f"/api/datasets/{dataset.pk}/share/", {"username": "nobody"}, format="json")
     assert response.status_code == 400 and "username" in response.json()
 
 

@@ -147,8 +147,8 @@ def test_review_decisions_reject_and_extend(tmp_path):
     detections = engine.Redactor(SM, engine.RedactionPolicy(), KEY).detector.detect([text])[0]
     jordan = next(d for d in detections if text[d.start:d.end] == "Jordan")
     office = text.index("Paris office")
-    decisions = {"0": [engine.ReviewDecision(jordan.start, jordan.end, "reject"),
-                       engine.ReviewDecision(0, 0, "extend", office, office + len("Paris office"), "LOCATION")]}
+    decisions = {"0": [engine.ReviewOverride(jordan.start, jordan.end, "reject"),
+                       engine.ReviewOverride(0, 0, "extend", office, office + len("Paris office"), "LOCATION")]}
     out = tmp_path / "out.jsonl"
     run([text], out=out, decisions=decisions)
     redacted = json.loads(out.read_text())["text"]

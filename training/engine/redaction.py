@@ -183,7 +183,7 @@ def apply_spans(text: str, spans: list[AppliedSpan], surrogates: SurrogateGenera
 
 
 @dataclass(frozen=True)
-class ReviewDecision:
+class ReviewOverride:
     """A privacy officer's decision on one detection: reject it (not personal data, keep the
     text) or extend it to other offsets. Accepting needs no entry: detections apply by default."""
 
@@ -199,7 +199,7 @@ class Redactor:
     """Detection plus actions, for one process."""
 
     def __init__(self, detector_config: DetectorConfig, policy: RedactionPolicy, key: bytes,
-                 decisions: dict[str, list[ReviewDecision]] | None = None):
+                 decisions: dict[str, list[ReviewOverride]] | None = None):
         self.detector = PiiDetector(detector_config)
         self.policy = policy
         self.surrogates = SurrogateGenerator(key)
@@ -224,7 +224,7 @@ class Redactor:
         for d in decisions:
             if d.verdict == "extend" and d.new_start is not None and d.new_end is not None:
                 kept = [x for x in kept if (x.start, x.end) != (d.start, d.end)]
-                kept.append(Detection(d.new_start, d.new_end, d.type or "PERSON", 1.0, "ReviewDecision"))
+                kept.append(Detection(d.new_start, d.new_end, d.type or "PERSON", 1.0, "ReviewOverride"))
         return kept
 
 
