@@ -1,6 +1,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
@@ -18,3 +19,17 @@ def ensure_broker_folders() -> None:
     for folder in (app.conf.broker_transport_options or {}).values():
         if isinstance(folder, str) and "/" in folder:
             Path(folder).mkdir(parents=True, exist_ok=True)
+
+
+@worker_ready.connect
+def _reap_and_sweep(sender=None, **kwargs):
+    """A worker that was killed (SIGKILL, OOM, power loss) could not clean up: at the next start,
+    fail the runs it left `running` and remove the plaintext scratch they left behind."""
+    from training.runs import sweep_scratch_at_worker_start
+
+    hostname = getattr(sender, "hostname", None) or getattr(getattr(sender, "controller", None), "hostname", None)
+    outcome = sweep_scratch_at_worker_start(hostname)
+    if outcome["reaped"] or outcome["swept"]:
+        import logging
+
+        logging.getLogger(__name__).warning("worker start: failed dead runs %s, swept scratch %s", outcome["reaped"], outcome["swept"])

@@ -32,18 +32,21 @@ ROLE_PERMISSIONS = {
     # Engineers read the catalogue they choose from and upload datasets; which datasets they
     # see is decided per object (their own and those shared with them).
     ENGINEER: _perms("governance", ["view"], ["dataclass", "computetarget"]) | {"governance.add_dataset", "training.view_basemodel"},
+    # (Engineers see their own training runs: TrainingRun.narrow_visible.)
     LEGAL: _perms("governance", ["view"], _GOVERNANCE_RECORDS + ("dataset",)) | {"training.view_basemodel"}
     | _perms("governance", ["add", "change"], ["processor", "dataprocessingagreement", "attestation"])
-    | {"governance.view_auditevent"},
+    | {"governance.view_auditevent", "training.view_trainingrun", "training.view_runartifact"},
     PRIVACY: _perms("governance", ["view"], _GOVERNANCE_RECORDS + ("dataset",)) | {"training.view_basemodel"}
     | _perms("governance", ["add", "change"], _GOVERNANCE_RECORDS)
     | {"governance.classify_dataset", "governance.delete_dataset", "governance.view_auditevent"}
     # Only the privacy role reads original text in the review queue.
-    | {"training.view_redactionreview", "training.change_redactionreview"},
+    | {"training.view_redactionreview", "training.change_redactionreview"}
+    | {"training.view_trainingrun", "training.view_runartifact", "training.cancel_any_run"},
     # Regulators see nothing of the governance records; evidence packs are shared per object.
     REGULATOR: set(),
     ADMIN: _perms("governance", ["view", "add", "change"], _GOVERNANCE_RECORDS)
-    | {"governance.view_dataset", "governance.view_auditevent", "training.view_basemodel"}
+    | {"governance.view_dataset", "governance.view_auditevent", "training.view_basemodel", "training.view_trainingrun",
+       "training.cancel_any_run"}
     | _perms("auth", ["view", "add", "change"], ["user"]) | {"auth.view_group"},
 }
 

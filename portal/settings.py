@@ -256,3 +256,13 @@ LOGGING = {
 PROVENANT_NER_MODEL = os.environ.get("PROVENANT_NER_MODEL", "")
 PROVENANT_PII_PROFILE_SAMPLE = int(os.environ.get("PROVENANT_PII_PROFILE_SAMPLE", "500"))
 PROVENANT_REVIEW_QUEUE_LIMIT = int(os.environ.get("PROVENANT_REVIEW_QUEUE_LIMIT", "1000"))
+
+# Training runs. A running run writes a heartbeat every HEARTBEAT seconds; one silent for longer
+# than the timeout is reaped as failed (its worker died). Progress is written at most every
+# PROGRESS seconds. Time limits bound one training task.
+PROVENANT_HEARTBEAT_SECONDS = float(os.environ.get("PROVENANT_HEARTBEAT_SECONDS", "10"))
+PROVENANT_HEARTBEAT_TIMEOUT_SECONDS = float(os.environ.get("PROVENANT_HEARTBEAT_TIMEOUT_SECONDS", "120"))
+PROVENANT_PROGRESS_SECONDS = float(os.environ.get("PROVENANT_PROGRESS_SECONDS", "2"))
+PROVENANT_TRAINING_TIME_LIMIT = int(os.environ.get("PROVENANT_TRAINING_TIME_LIMIT", str(24 * 3600)))
+# Intermediate checkpoints are deleted when the run ends unless this is set.
+PROVENANT_KEEP_CHECKPOINTS = os.environ.get("PROVENANT_KEEP_CHECKPOINTS", "") == "1"

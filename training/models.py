@@ -143,3 +143,145 @@ class BaseModel(models.Model):
     @classmethod
     def narrow_visible(cls, queryset, user):
         return queryset.none()
+
+
+class RunState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Trained"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_RUN_STATES = (RunState.QUEUED, RunState.RUNNING)
+
+
+class TrainingRun(models.Model):
+    """One execution of the private pipeline: redact, split, plant canaries, train DP-LoRA, encrypt
+    the artifacts, purge the plaintext. The run owns its live progress, its heartbeat (so a dead
+    worker is noticed) and what it purged."""
+
+    job_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Names the run's scratch directory.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="training_runs")
+    base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="runs")
+    datasets = models.ManyToManyField(Dataset, related_name="training_runs")
+    config = models.JSONField(help_text="Training, canary and split settings, as validated by RunSettings.")
+    state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.QUEUED)
+    phase = models.CharField(max_length=40, blank=True, help_text="What the run is doing now, in words.")
+    failure_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Live progress, written at most every few seconds by the worker.
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(null=True, blank=True)
+    epoch = models.FloatField(null=True, blank=True)
+    loss = models.FloatField(null=True, blank=True)
+    epsilon_spent = models.FloatField(null=True, blank=True, help_text="ε by the accountant for the steps taken so far.")
+    eta_seconds = models.PositiveIntegerField(null=True, blank=True)
+    progress_at = models.DateTimeField(null=True, blank=True)
+    # Liveness and control.
+    worker = models.CharField(max_length=200, blank=True, help_text="Celery node (or host:pid) running it.")
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # Outcome.
+    result = models.JSONField(default=dict, blank=True, help_text="Steps, ε, δ, σ, sample rate, accountant, device.")
+    redaction_report = models.JSONField(default=dict, blank=True)
+    manifest = models.JSONField(default=dict, blank=True)
+    purged_at = models.DateTimeField(null=True, blank=True)
+    purge_report = models.JSONField(default=dict, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("cancel_any_run", "Can cancel any training run")]
+
+    def __str__(self):
+        return f"Run {self.pk} on {self.base_model}"
+
+    def get_absolute_url(self):
+        return reverse("training:run_detail", args=[self.pk])
+
+    @classmethod
+    def narrow_visible(cls, queryset, user):
+        return queryset.filter(created_by=user)
+
+    @classmethod
+    def can_browse(cls, user) -> bool:
+        return user.is_authenticated and (user.has_perm("training.view_trainingrun") or user.has_perm("governance.add_dataset"))
+
+    def can_cancel(self, user) -> bool:
+        return self.is_active and (self.created_by_id == user.pk or user.has_perm("training.cancel_any_run"))
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_RUN_STATES
+
+    @property
+    def percent(self) -> int:
+        if self.state == RunState.SUCCEEDED:
+            return 100
+        return int(100 * self.step / self.total_steps) if self.total_steps else 0
+
+    def heartbeat_is_stale(self, now=None) -> bool:
+        now = now or timezone.now()
+        timeout = settings.PROVENANT_HEARTBEAT_TIMEOUT_SECONDS
+        last = self.heartbeat_at or self.started_at
+        return self.state == RunState.RUNNING and last is not None and (now - last).total_seconds() > timeout
+
+    @property
+    def scratch_root(self):
+        from pathlib import Path
+
+        return Path(settings.PROVENANT_DATA_DIR) / "scratch"
+
+
+class ArtifactKind(models.TextChoices):
+    ADAPTER = "adapter", "Adapter file (PEFT)"
+    CHECKPOINT = "checkpoint", "Intermediate checkpoint file"
+    CANARIES = "canaries", "Canary secrets"
+    HOLDOUT = "holdout", "Holdout records (non-members for the audits)"
+    CURVE = "curve", "Chart (SVG)"
+    MANIFEST = "manifest", "Run manifest"
+
+
+class RunArtifact(models.Model):
+    """A file a run produced, encrypted at rest with its own data key; the SHA-256 of its plaintext
+    is recorded before anyone can download it."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="artifacts")
+    kind = models.CharField(max_length=20, choices=ArtifactKind.choices)
+    name = models.CharField(max_length=300, help_text="Path inside the kind, e.g. adapter_model.safetensors.")
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.PositiveBigIntegerField()
+    blob_id = models.CharField(max_length=36, unique=True)
+    wrapped_key = models.BinaryField(null=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["kind", "name"]
+        constraints = [models.UniqueConstraint(fields=["run", "kind", "name"], name="one_artifact_per_name")]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.name}"
+
+    @classmethod
+    def narrow_visible(cls, queryset, user):
+        return queryset.filter(run__in=TrainingRun.objects.visible_to(user))
+
+    @staticmethod
+    def key_context(blob_id: str) -> str:
+        return f"provenant:run-artifact:{blob_id}"
+
+    def read_bytes(self) -> bytes:
+        from portal.keys import blob_store
+
+        key = master_key().unwrap(self.wrapped_key, self.key_context(self.blob_id))
+        with blob_store().open(self.blob_id) as ciphertext, key.decrypting(ciphertext) as plaintext:
+            return plaintext.read()

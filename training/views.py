@@ -74,3 +74,68 @@ class ReviewDetailView(LoginRequiredMixin, View):
         messages.success(request, "Decision recorded.")
         following = RedactionReview.objects.visible_to(request.user).filter(decision=ReviewDecision.PENDING).first()
         return redirect(following or "training:review_queue")
+
+
+# --------------------------------------------------------------------------- training runs
+
+from django.http import HttpResponse  # noqa: E402
+
+from training import runs  # noqa: E402
+from training.models import ArtifactKind, RunArtifact, TrainingRun  # noqa: E402
+
+# What the browser may download today. The adapter is released by the privacy officer after its
+# audit (not built yet), and canary secrets and holdout records never leave through a page.
+DOWNLOADABLE_KINDS = {ArtifactKind.CURVE: "image/svg+xml", ArtifactKind.MANIFEST: "application/json"}
+
+
+class RunAccessMixin(LoginRequiredMixin):
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated and not TrainingRun.can_browse(request.user):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_run(self, pk) -> TrainingRun:
+        return get_object_or_404(TrainingRun.objects.visible_to(self.request.user).select_related("base_model", "created_by"), pk=pk)
+
+
+class RunListView(RunAccessMixin, ListView):
+    template_name = "training/run_list.html"
+    paginate_by = 50
+
+    def get_queryset(self):
+        return TrainingRun.objects.visible_to(self.request.user).select_related("base_model", "created_by")
+
+
+class RunDetailView(RunAccessMixin, View):
+    def get(self, request, pk):
+        run = self.get_run(pk)
+        template = "training/_run_progress.html" if request.htmx else "training/run_detail.html"
+        artifacts = run.artifacts.filter(deleted_at__isnull=True)
+        return render(request, template, {"run": run, "can_cancel": run.can_cancel(request.user), "artifacts": artifacts,
+                                          "curves": [a for a in artifacts if a.kind == ArtifactKind.CURVE],
+                                          "downloadable": set(DOWNLOADABLE_KINDS), "stale": run.heartbeat_is_stale()})
+
+
+class RunCancelView(RunAccessMixin, View):
+    def post(self, request, pk):
+        run = self.get_run(pk)
+        if not run.can_cancel(request.user):
+            raise PermissionDenied
+        runs.request_cancel(request.user, run)
+        messages.success(request, "Cancellation requested: the run stops at its next step and purges its scratch.")
+        return redirect(run)
+
+
+class RunArtifactView(RunAccessMixin, View):
+    def get(self, request, pk, artifact_pk):
+        artifact = get_object_or_404(RunArtifact.objects.visible_to(request.user).filter(run_id=pk, deleted_at__isnull=True),
+                                     pk=artifact_pk)
+        if artifact.kind not in DOWNLOADABLE_KINDS:
+            raise PermissionDenied("This artifact is not downloadable from the portal.")
+        response = HttpResponse(artifact.read_bytes(), content_type=DOWNLOADABLE_KINDS[artifact.kind])
+        disposition = "inline" if artifact.kind == ArtifactKind.CURVE else "attachment"
+        response["Content-Disposition"] = f'{disposition}; filename="run-{pk}-{artifact.name.replace("/", "_")}"'
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"  # an SVG may style itself, never script
+        response["X-Artifact-SHA256"] = artifact.sha256
+        return response

@@ -49,6 +49,7 @@ class TrainConfig:
     # The DP noise must be unpredictable: by default its generator is seeded from the OS
     # entropy pool and the seed is never recorded. Tests may fix it to compare runs.
     noise_seed: int | None = None
+    checkpoint_every: int = 0  # steps between adapter checkpoints; 0: none
 
 
 @dataclass
@@ -133,8 +134,13 @@ def noise_for(config: TrainConfig, sample_rate: float, steps: int, delta: float)
 
 
 def train_dp_lora(base_dir: Path, texts: list[str], config: TrainConfig, out_dir: Path | None = None, *,
-                  progress: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None) -> TrainResult:
-    """Train a LoRA adapter on `texts`; save it in PEFT format to `out_dir` if given."""
+                  progress: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
+                  on_checkpoint: Callable[[int, Path], None] | None = None) -> TrainResult:
+    """Train a LoRA adapter on `texts`; save it in PEFT format to `out_dir` if given.
+
+    With `checkpoint_every`, the adapter is also saved every that many steps under
+    `out_dir/../checkpoints/step-N`, and `on_checkpoint(step, path)` is called (the portal encrypts
+    the checkpoint there and removes the plaintext)."""
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -182,8 +188,14 @@ def train_dp_lora(base_dir: Path, texts: list[str], config: TrainConfig, out_dir
             spent = engine.get_epsilon(delta) if engine and (step % 10 == 0 or step == planned_steps) else None
             if spent is not None:
                 epsilon_curve.append((step, spent))
+            if config.checkpoint_every and out_dir is not None and step % config.checkpoint_every == 0 and step < planned_steps:
+                path = Path(out_dir).parent / "checkpoints" / f"step-{step}"
+                getattr(model, "_module", model).save_pretrained(path)
+                if on_checkpoint:
+                    on_checkpoint(step, path)
             if progress:
-                progress({"step": step, "steps": planned_steps, "loss": losses[-1] if losses else None, "epsilon": spent})
+                progress({"step": step, "steps": planned_steps, "epoch": step / steps_per_epoch,
+                          "loss": losses[-1] if losses else None, "epsilon": spent})
     epsilon = engine.get_epsilon(delta) if engine and step else (0.0 if engine else None)
     if out_dir is not None:
         unwrapped = getattr(model, "_module", model)

@@ -14,15 +14,15 @@ import shutil
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 T = TypeVar("T")
 
 
 @contextlib.contextmanager
-def job_scratch(root: Path, job_id: str) -> Iterator[Path]:
+def job_scratch(root: Path, job_id: str, on_purge: Callable[[dict], None] | None = None) -> Iterator[Path]:
     """A directory only this user can enter (0700), removed with everything in it on exit,
-    whether the job succeeds, fails or is cancelled."""
+    whether the job succeeds, fails or is cancelled. `on_purge` hears what was removed."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = root / job_id
@@ -31,7 +31,16 @@ def job_scratch(root: Path, job_id: str) -> Iterator[Path]:
     try:
         yield path
     finally:
+        report = scratch_contents(path)
         shutil.rmtree(path, ignore_errors=True)
+        report["removed"] = not path.exists()
+        if on_purge:
+            on_purge(report)
+
+
+def scratch_contents(path: Path) -> dict:
+    files = [p for p in Path(path).rglob("*") if p.is_file()]
+    return {"path": str(path), "files": len(files), "bytes": sum(p.stat().st_size for p in files)}
 
 
 def sweep_stale_scratch(root: Path, live_job_ids: set[str] = frozenset()) -> list[str]:

@@ -69,7 +69,9 @@ def save_curves(out: Path, losses: list[float], epsilon_curve: list[tuple[int, f
     return paths
 
 
-def run(config: dict, progress=None) -> dict:
+def run(config: dict, progress=None, should_stop=None, on_checkpoint=None) -> dict:
+    """Split, plant canaries, train and write the outputs. `config["data"]` is a JSONL file of
+    already-redacted records."""
     out = Path(config["out"])
     out.mkdir(parents=True, exist_ok=True)
     seed = int(config.get("seed", 0))
@@ -80,7 +82,8 @@ def run(config: dict, progress=None) -> dict:
     known = {f.name for f in fields(TrainConfig)}
     training = {k: (tuple(v) if k == "target_modules" else v) for k, v in config.get("training", {}).items() if k in known}
     train_config = TrainConfig(seed=seed, **training)
-    result = train_dp_lora(Path(config["base_model"]), train_with_canaries, train_config, out / "adapter", progress=progress)
+    result = train_dp_lora(Path(config["base_model"]), train_with_canaries, train_config, out / "adapter", progress=progress,
+                           should_stop=should_stop, on_checkpoint=on_checkpoint)
 
     fd = os.open(out / "canaries.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

@@ -1,0 +1,231 @@
+"""The private pipeline of one run, from encrypted datasets to encrypted artifacts.
+
+decrypt → redact (with the privacy officer's review decisions) → de-duplicate → split
+train/holdout → plant canaries → DP-LoRA → encrypt every artifact (SHA-256 recorded) → purge.
+
+Plaintext exists only inside the run's scratch directory (mode 0700), which `job_scratch`
+removes in `finally` on success, failure and cancel; a worker killed outright leaves it behind,
+and the next worker start sweeps it (`runs.sweep_scratch_at_worker_start`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from portal.keys import blob_store, master_key
+from training import redaction, runs
+from training.engine import train as engine_train
+from training.engine.model_files import sha256_file
+from training.engine.prepare import job_scratch
+from training.engine.redaction import run_redaction
+from training.models import ArtifactKind, RunArtifact, RunState, TrainingRun
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Writes the run's heartbeat from a side thread, so a long phase without steps (loading a
+    big model, redacting) still shows the worker is alive. Its own database connection."""
+
+    def __init__(self, run: TrainingRun, every: float):
+        self.run, self.every, self._stop = run, every, threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-run-{run.pk}", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self):
+        try:
+            while not self._stop.wait(self.every):
+                runs.record_progress(self.run)
+        except Exception:  # a missed heartbeat is reported by the reaper, never fatal to training
+            log.exception("heartbeat of run %s failed", self.run.pk)
+        finally:
+            connection.close()
+
+
+class ProgressReporter:
+    """Turns the engine's per-step callbacks into a database write at most every few seconds."""
+
+    def __init__(self, run: TrainingRun, every: float, echo: Callable[[dict], None] | None = None):
+        self.run, self.every, self.echo = run, every, echo
+        self.started = self.last_write = None
+        self.last_epsilon = None
+
+    def __call__(self, state: dict) -> None:
+        now = time.monotonic()
+        self.started = self.started or now
+        if state.get("epsilon") is not None:
+            self.last_epsilon = state["epsilon"]
+        if self.echo:
+            self.echo(state)
+        final = state["step"] >= state["steps"]
+        if self.last_write is not None and now - self.last_write < self.every and not final:
+            return
+        self.last_write = now
+        per_step = (now - self.started) / max(1, state["step"] - 1) if state["step"] > 1 else None
+        eta = int(per_step * (state["steps"] - state["step"])) if per_step is not None else None
+        runs.record_progress(self.run, phase="training", step=state["step"], total_steps=state["steps"],
+                             epoch=state.get("epoch"), loss=state.get("loss"), epsilon_spent=self.last_epsilon,
+                             eta_seconds=eta, progress_at=timezone.now())
+
+
+CANCEL_CHECK_SECONDS = 1.0
+
+
+class CancelCheck:
+    """The flag in the database, read at most once a second between steps."""
+
+    def __init__(self, run: TrainingRun):
+        self.run, self.checked_at, self.cancelled = run, 0.0, False
+
+    def __call__(self) -> bool:
+        if not self.cancelled and time.monotonic() - self.checked_at >= CANCEL_CHECK_SECONDS:
+            self.checked_at = time.monotonic()
+            self.cancelled = runs.cancel_requested(self.run)
+        return self.cancelled
+
+
+def execute_run(run: TrainingRun, worker: str, echo: Callable[[dict], None] | None = None) -> TrainingRun:
+    """Run the pipeline for a queued run in this process. Never raises for a failure of the run
+    itself: the run ends `failed` with the reason. Returns the run as it ended."""
+    if not runs.mark_started(run, worker):
+        return TrainingRun.objects.get(pk=run.pk)
+    purge: dict = {}
+    outcome: dict = {"state": RunState.FAILED, "reason": "The pipeline stopped without a result."}
+    try:
+        with Heartbeat(run, settings.PROVENANT_HEARTBEAT_SECONDS):
+            blockers = runs.start_blockers(run)
+            if blockers:
+                outcome = {"state": RunState.FAILED, "reason": "Stopped before training: " + " ".join(blockers)}
+            else:
+                with job_scratch(run.scratch_root, str(run.job_id), on_purge=purge.update) as scratch:
+                    outcome = _train_in(scratch, run, echo)
+    except Exception as exc:  # the run fails with its reason; the worker stays up
+        log.exception("training run %s failed", run.pk)
+        outcome = {"state": RunState.FAILED, "reason": f"{type(exc).__name__}: {exc}"}
+    finally:
+        if purge:
+            runs.record_purge(run, purge, how="removed by the run in finally")
+    if outcome["state"] != RunState.SUCCEEDED:
+        _delete_artifacts(run, kinds=None)
+    elif not settings.PROVENANT_KEEP_CHECKPOINTS:
+        _delete_artifacts(run, kinds=[ArtifactKind.CHECKPOINT])
+    return runs.finish_run(run, outcome.pop("state"), **outcome)
+
+
+def _train_in(scratch: Path, run: TrainingRun, echo) -> dict:
+    run_settings = runs.RunSettings.from_dict(run.config)
+    runs.record_progress(run, phase="redacting")
+    data_path, redaction_report = _prepare_records(scratch, run, run_settings)
+    if redaction_report.get("records_out", 0) < 2:
+        return {"state": RunState.FAILED, "reason": "Fewer than two records remain after redaction and de-duplication.",
+                "redaction_report": redaction_report}
+    runs.record_progress(run, phase="loading the base model")
+    cancel = CancelCheck(run)
+    out = scratch / "out"
+    config = {"base_model": run.base_model.location, "data": str(data_path), "out": str(out), "seed": run_settings.seed,
+              "holdout_fraction": run_settings.holdout_fraction, "canaries": _fields(run_settings.canaries),
+              "training": _fields(run_settings.training)}
+    manifest = engine_train.run(config, progress=ProgressReporter(run, settings.PROVENANT_PROGRESS_SECONDS, echo),
+                                should_stop=cancel, on_checkpoint=lambda step, path: _store_tree(run, ArtifactKind.CHECKPOINT, path, f"step-{step}/"))
+    if cancel.cancelled:
+        return {"state": RunState.CANCELLED, "reason": "Cancelled at the owner's request.", "redaction_report": redaction_report}
+    runs.record_progress(run, phase="encrypting artifacts")
+    manifest["run"] = {"id": run.pk, "job_id": str(run.job_id), "base_model": run.base_model.name,
+                       "datasets": {str(d.pk): d.sha256 for d in run.datasets.all()}}
+    manifest["redaction"] = {k: v for k, v in redaction_report.items() if k != "samples"}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    _store_tree(run, ArtifactKind.ADAPTER, out / "adapter")
+    for kind, name in ((ArtifactKind.CANARIES, "canaries.json"), (ArtifactKind.HOLDOUT, "holdout.jsonl"),
+                       (ArtifactKind.CURVE, "loss.svg"), (ArtifactKind.CURVE, "epsilon.svg"), (ArtifactKind.MANIFEST, "manifest.json")):
+        _store_file(run, kind, out / name, name)
+    return {"state": RunState.SUCCEEDED, "result": manifest["result"], "manifest": manifest, "redaction_report": redaction_report}
+
+
+def _fields(dataclass_value) -> dict:
+    from dataclasses import asdict
+
+    return {k: v for k, v in asdict(dataclass_value).items() if k not in ("noise_seed", "seed")}  # the run's seed is top-level
+
+
+def _prepare_records(scratch: Path, run: TrainingRun, run_settings) -> tuple[Path, dict]:
+    """Redacted records of every dataset of the run, in one JSONL file inside the scratch."""
+    from training.actions import review_decisions_for
+
+    combined = scratch / "redacted.jsonl"
+    reports = {}
+    with open(combined, "w", encoding="utf-8") as sink:
+        for dataset in run.datasets.all().order_by("pk"):
+            part = scratch / f"redacted-{dataset.pk}.jsonl"
+            if run_settings.redaction:
+                classes = list(dataset.data_classes.all())
+                report = run_redaction(redaction.dataset_records(dataset), out=part,
+                                       detector_config=redaction.detector_config_for(classes), policy=redaction.policy_for(classes),
+                                       key=redaction.pseudonym_key_for(classes), decisions=review_decisions_for(dataset),
+                                       total=dataset.record_count, sample_size=0)
+                reports[str(dataset.pk)] = report.as_dict() if hasattr(report, "as_dict") else vars(report)
+            else:
+                with open(part, "w", encoding="utf-8") as raw:
+                    count = 0
+                    for record in redaction.dataset_records(dataset):
+                        raw.write(json.dumps({"id": record.id, "text": record.text}) + "\n")
+                        count += 1
+                reports[str(dataset.pk)] = {"records_in": count, "records_out": count, "redaction": "off"}
+            with open(part, encoding="utf-8") as source:
+                shutil.copyfileobj(source, sink)
+            part.unlink()
+    total_out = sum(_records_out(r) for r in reports.values())
+    return combined, {"datasets": reports, "records_out": total_out}
+
+
+def _records_out(report: dict) -> int:
+    if "records_out" in report:
+        return report["records_out"]
+    return report.get("records_in", 0) - report.get("exact_duplicates", 0) - report.get("near_duplicates", 0) - report.get("records_dropped", 0)
+
+
+def _store_tree(run: TrainingRun, kind: str, directory: Path, prefix: str = "") -> None:
+    for path in sorted(p for p in Path(directory).rglob("*") if p.is_file()):
+        _store_file(run, kind, path, prefix + str(path.relative_to(directory)))
+    if kind == ArtifactKind.CHECKPOINT:  # the plaintext checkpoint goes as soon as it is sealed
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _store_file(run: TrainingRun, kind: str, path: Path, name: str) -> RunArtifact:
+    """Encrypt one file into the blob store under its own data key; record its SHA-256 first."""
+    blob_id = str(uuid.uuid4())
+    key, wrapped = master_key().new_data_key(RunArtifact.key_context(blob_id))
+    digest = sha256_file(path)
+    with blob_store().writing(blob_id) as destination, key.encrypting(destination) as stream, open(path, "rb") as source:
+        shutil.copyfileobj(source, stream, 1 << 20)
+    with transaction.atomic():
+        return RunArtifact.objects.create(run=run, kind=kind, name=name, sha256=digest, size_bytes=os.path.getsize(path),
+                                          blob_id=blob_id, wrapped_key=wrapped)
+
+
+def _delete_artifacts(run: TrainingRun, kinds) -> None:
+    """A failed or cancelled run keeps nothing; a finished one drops its checkpoints (crypto-shredded)."""
+    artifacts = RunArtifact.objects.filter(run=run, deleted_at__isnull=True)
+    if kinds:
+        artifacts = artifacts.filter(kind__in=kinds)
+    for artifact in artifacts:
+        blob_store().delete(artifact.blob_id)
+    artifacts.update(wrapped_key=None, deleted_at=timezone.now())

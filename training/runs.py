@@ -1,0 +1,284 @@
+"""Training runs: validated settings, start checks, and every state change of a run.
+
+Each action is atomic and writes its audit event in the same transaction; the pipeline
+(`training.pipeline`) and the views call these and never `save()` a run's state themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from governance.actions import audit
+from governance.models import DatasetState, FineTuningUse
+from training.engine.dp_lora import TrainConfig
+from training.engine.prepare import CanarySpec
+from training.models import ACTIVE_RUN_STATES, ReviewDecision, ReviewReason, RunState, TrainingRun
+
+
+class InvalidRunSettings(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a run needs beyond its base model and datasets. Built from a plain dict (the request
+    form, the API, a YAML file); unknown keys are refused, so a typo never silently falls back."""
+
+    training: TrainConfig = field(default_factory=TrainConfig)
+    canaries: CanarySpec = field(default_factory=CanarySpec)
+    holdout_fraction: float = 0.1
+    seed: int = 0
+    redaction: bool = True
+
+    @classmethod
+    def from_dict(cls, raw: dict | None) -> "RunSettings":
+        raw = dict(raw or {})
+        unknown = set(raw) - {f.name for f in fields(cls)}
+        if unknown:
+            raise InvalidRunSettings(f"Unknown run settings: {', '.join(sorted(unknown))}.")
+        try:
+            training = _build(TrainConfig, raw.pop("training", {}), "training")
+            canaries = _build(CanarySpec, raw.pop("canaries", {}), "canaries")
+            built = cls(training=training, canaries=canaries, **raw)
+        except TypeError as exc:
+            raise InvalidRunSettings(str(exc)) from exc
+        built.validate()
+        return built
+
+    def validate(self) -> None:
+        t = self.training
+        problems = []
+        if not 0 <= self.holdout_fraction < 0.9:
+            problems.append("holdout_fraction must be in [0, 0.9)")
+        if t.epochs <= 0 or t.batch_size < 1 or t.max_length < 8 or t.learning_rate <= 0:
+            problems.append("epochs and learning_rate must be positive, batch_size at least 1, max_length at least 8")
+        if t.lora_r < 1 or t.lora_alpha < 1 or not 0 <= t.lora_dropout < 1:
+            problems.append("lora_r and lora_alpha must be at least 1, lora_dropout in [0, 1)")
+        if t.dp and (t.target_epsilon <= 0 or t.max_grad_norm <= 0):
+            problems.append("target_epsilon and max_grad_norm must be positive")
+        if t.dp and t.target_delta is not None and not 0 < t.target_delta < 1:
+            problems.append("target_delta must be in (0, 1)")
+        if t.accountant not in ("prv", "rdp"):
+            problems.append("accountant must be prv or rdp")
+        if t.grad_sample_mode not in ("hooks", "ghost", "functorch"):
+            problems.append("grad_sample_mode must be hooks, ghost or functorch")
+        if self.canaries.count < 0 or self.canaries.repetitions < 1 or self.canaries.length < 4:
+            problems.append("canaries need count >= 0, repetitions >= 1 and length >= 4")
+        if problems:
+            raise InvalidRunSettings("; ".join(problems) + ".")
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["training"].pop("noise_seed", None)  # never stored: the DP noise must stay unpredictable
+        data["training"].pop("seed", None)  # the run's seed is the top-level one
+        data["training"]["target_modules"] = list(self.training.target_modules)
+        return data
+
+
+def _build(kind, values: dict, label: str):
+    values = dict(values or {})
+    known = {f.name for f in fields(kind)}
+    unknown = set(values) - known
+    if unknown:
+        raise InvalidRunSettings(f"Unknown {label} settings: {', '.join(sorted(unknown))}.")
+    if "noise_seed" in values:
+        raise InvalidRunSettings("The DP noise seed cannot be set for a run: it is drawn from the OS entropy pool.")
+    if label == "training" and "seed" in values:
+        raise InvalidRunSettings("Set the run's seed at the top level (it drives the split, the data order and the initialisation).")
+    if "target_modules" in values:
+        values["target_modules"] = tuple(values["target_modules"] or ())
+    return kind(**values)
+
+
+def start_blockers(run: TrainingRun) -> list[str]:
+    """Why this run must not train now, in sentences a lawyer understands. Checked when the
+    worker starts the run, not only when it was created: things change in between."""
+    from training.models import RedactionReview
+
+    run_settings = RunSettings.from_dict(run.config)
+    t = run_settings.training
+    reasons = []
+    for dataset in run.datasets.all().prefetch_related("data_classes"):
+        if dataset.state != DatasetState.ACTIVE:
+            reasons.append(f"Dataset “{dataset}” was crypto-shredded: it can no longer be used.")
+            continue
+        for data_class in dataset.data_classes.all():
+            where = f"dataset “{dataset}” is in data class “{data_class}”, which"
+            if data_class.fine_tuning_use == FineTuningUse.FORBIDDEN:
+                reasons.append(f"The {where} forbids fine-tuning.")
+            elif data_class.fine_tuning_use == FineTuningUse.EVAL_ONLY:
+                reasons.append(f"The {where} may be used for evaluation only, not for training.")
+            if data_class.dp_required and not t.dp:
+                reasons.append(f"The {where} requires differential privacy, and this run trains without it.")
+            if t.dp and data_class.max_epsilon is not None and t.target_epsilon > data_class.max_epsilon:
+                reasons.append(f"The {where} allows at most ε = {data_class.max_epsilon:g}; this run targets ε = {t.target_epsilon:g}.")
+            if t.dp and data_class.max_delta is not None and t.target_delta is not None and t.target_delta > data_class.max_delta:
+                reasons.append(f"The {where} allows at most δ = {data_class.max_delta:g}; this run uses δ = {t.target_delta:g}.")
+            if data_class.redaction_required and not run_settings.redaction:
+                reasons.append(f"The {where} requires redaction, and this run turns it off.")
+        pending = RedactionReview.objects.filter(dataset=dataset, decision=ReviewDecision.PENDING, reason=ReviewReason.HIGH_RISK).count()
+        if pending:
+            reasons.append(f"Dataset “{dataset}” has {pending} high-risk redaction review item(s) that the privacy officer "
+                           "has not decided yet.")
+    return reasons
+
+
+@transaction.atomic
+def create_run(actor, base_model, datasets, config: dict, *, enqueue: bool = True) -> TrainingRun:
+    """Register a run and queue it on its compute queue once the transaction commits."""
+    from governance.models import Dataset
+
+    run_settings = RunSettings.from_dict(config)
+    datasets = list(datasets)
+    if not datasets:
+        raise InvalidRunSettings("A run needs at least one dataset.")
+    visible = set(Dataset.objects.visible_to(actor).filter(pk__in=[d.pk for d in datasets]).values_list("pk", flat=True))
+    if visible != {d.pk for d in datasets}:
+        raise PermissionError("You can only train on datasets you own or that are shared with you.")
+    run = TrainingRun.objects.create(created_by=actor, base_model=base_model, config=run_settings.as_dict())
+    run.datasets.set(datasets)
+    audit(actor, "trainingrun.created", run, f"{actor} queued training run {run.pk} on “{base_model}”",
+          {"base_model": base_model.name, "base_model_weights": base_model.weight_hashes,
+           "datasets": {str(d.pk): d.sha256 for d in datasets}, "config": run.config})
+    if enqueue:
+        transaction.on_commit(lambda: enqueue_run(run))
+    return run
+
+
+def enqueue_run(run: TrainingRun) -> None:
+    from training.tasks import run_training
+
+    result = run_training.apply_async(args=[run.pk], queue="gpu")
+    TrainingRun.objects.filter(pk=run.pk).update(celery_task_id=result.id)
+
+
+@transaction.atomic
+def request_cancel(actor, run: TrainingRun) -> TrainingRun:
+    """A queued run is cancelled at once; a running one stops at its next step (the flag works on
+    every broker, unlike revoke) and then purges its scratch."""
+    run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+    if not run.is_active:
+        raise ValueError(f"Run {run.pk} has already ended ({run.get_state_display().lower()}).")
+    run.cancel_requested_at, run.cancel_requested_by = timezone.now(), actor
+    if run.state == RunState.QUEUED:
+        run.state, run.finished_at, run.phase = RunState.CANCELLED, timezone.now(), "cancelled before it started"
+    run.save()
+    audit(actor, "trainingrun.cancel_requested", run, f"{actor} cancelled training run {run.pk}", {"state": run.state})
+    return run
+
+
+@transaction.atomic
+def mark_started(run: TrainingRun, worker: str) -> bool:
+    """Claim a queued run for this worker. False if it is not queued any more (cancelled, or a
+    redelivered message for a run that already ended): the worker then does nothing."""
+    run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+    if run.state != RunState.QUEUED:
+        return False
+    now = timezone.now()
+    run.state, run.worker, run.started_at, run.heartbeat_at, run.phase = RunState.RUNNING, worker[:200], now, now, "starting"
+    run.save()
+    audit(None, "trainingrun.started", run, f"Training run {run.pk} started on {worker}", {"worker": worker})
+    return True
+
+
+def record_progress(run: TrainingRun, **values) -> None:
+    """Live progress and heartbeat. Telemetry, not a decision, so it is not an audit event."""
+    values.setdefault("heartbeat_at", timezone.now())
+    TrainingRun.objects.filter(pk=run.pk, state=RunState.RUNNING).update(**values)
+
+
+def cancel_requested(run: TrainingRun) -> bool:
+    return TrainingRun.objects.filter(pk=run.pk, cancel_requested_at__isnull=False).exists()
+
+
+@transaction.atomic
+def finish_run(run: TrainingRun, state: str, *, reason: str = "", result: dict | None = None, manifest: dict | None = None,
+               redaction_report: dict | None = None) -> TrainingRun:
+    run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+    if run.state != RunState.RUNNING:  # reaped meanwhile: the reaper's verdict stands
+        return run
+    run.state, run.finished_at, run.failure_reason = state, timezone.now(), reason
+    run.phase = {RunState.SUCCEEDED: "trained", RunState.FAILED: "failed", RunState.CANCELLED: "cancelled"}[state]
+    if result is not None:
+        run.result = result
+        run.epsilon_spent = result.get("epsilon")
+    if manifest is not None:
+        run.manifest = manifest
+    if redaction_report is not None:
+        run.redaction_report = redaction_report
+    run.save()
+    summary = {RunState.SUCCEEDED: f"Training run {run.pk} trained an adapter", RunState.CANCELLED: f"Training run {run.pk} was cancelled",
+               RunState.FAILED: f"Training run {run.pk} failed: {reason}"}[state]
+    audit(None, f"trainingrun.{state}", run, summary[:500],
+          {"reason": reason, "epsilon": run.epsilon_spent, "steps": run.step, "adapter": (manifest or {}).get("hashes", {}).get("adapter")})
+    return run
+
+
+@transaction.atomic
+def record_purge(run: TrainingRun, report: dict, *, how: str) -> None:
+    """What plaintext was removed and when: by the run itself (`finally`) or by the worker-start sweep."""
+    report = {**report, "how": how, "at": timezone.now().isoformat()}
+    TrainingRun.objects.filter(pk=run.pk).update(purged_at=timezone.now(), purge_report=report)
+    audit(None, "trainingrun.purged", run, f"Plaintext scratch of training run {run.pk} removed ({how})", report)
+
+
+@transaction.atomic
+def fail_dead_run(run: TrainingRun, reason: str) -> bool:
+    run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+    if run.state != RunState.RUNNING:
+        return False
+    run.state, run.finished_at, run.failure_reason, run.phase = RunState.FAILED, timezone.now(), reason, "failed"
+    run.save()
+    audit(None, "trainingrun.failed", run, f"Training run {run.pk} failed: {reason}"[:500], {"reason": reason, "reaped": True})
+    return True
+
+
+def reap_dead_runs(this_worker: str | None = None, now=None) -> list[int]:
+    """Fail runs whose worker is gone: those this worker node was running before it restarted
+    (it cannot be running them now), and any whose heartbeat stopped too long ago."""
+    now = now or timezone.now()
+    reaped = []
+    for run in TrainingRun.objects.filter(state=RunState.RUNNING):
+        if this_worker and run.worker == this_worker:
+            reason = (f"The worker {run.worker} stopped while the run was in progress (killed or crashed; it restarted at "
+                      f"{now:%Y-%m-%d %H:%M:%S} UTC). Nothing was kept; queue the run again.")
+        elif run.heartbeat_is_stale(now):
+            last = run.heartbeat_at or run.started_at
+            reason = (f"The worker {run.worker} sent no heartbeat since {last:%Y-%m-%d %H:%M:%S} UTC "
+                      f"(more than {settings.PROVENANT_HEARTBEAT_TIMEOUT_SECONDS:g} s): it was killed or lost.")
+        else:
+            continue
+        if fail_dead_run(run, reason):
+            reaped.append(run.pk)
+    return reaped
+
+
+def sweep_scratch_at_worker_start(this_worker: str) -> dict:
+    """At worker start: reap the runs that died with the previous worker, then remove every
+    scratch directory that no live run owns, and record the purge on the runs it belonged to."""
+    from pathlib import Path
+
+    from training.engine.prepare import scratch_contents, sweep_stale_scratch
+
+    reaped = reap_dead_runs(this_worker)
+    root = Path(settings.PROVENANT_DATA_DIR) / "scratch"
+    live = {str(job) for job in TrainingRun.objects.filter(state__in=ACTIVE_RUN_STATES).values_list("job_id", flat=True)}
+    contents = {p.name: scratch_contents(p) for p in root.iterdir() if p.is_dir() and p.name not in live} if root.exists() else {}
+    removed = sweep_stale_scratch(root, live)
+    for run in TrainingRun.objects.filter(job_id__in=[name for name in removed if _is_uuid(name)]):
+        record_purge(run, {**contents.get(str(run.job_id), {}), "removed": True}, how="swept at worker start")
+    return {"reaped": reaped, "swept": removed}
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
