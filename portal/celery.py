@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import celeryd_init, worker_ready
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
@@ -33,3 +33,8 @@ def _reap_and_sweep(sender=None, **kwargs):
         import logging
 
         logging.getLogger(__name__).warning("worker start: failed dead runs %s, swept scratch %s", outcome["reaped"], outcome["swept"])
+
+
+@celeryd_init.connect
+def _broker_folders(**kwargs):
+    ensure_broker_folders()
