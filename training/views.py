@@ -121,7 +121,11 @@ class RunCancelView(RunAccessMixin, View):
         run = self.get_run(pk)
         if not run.can_cancel(request.user):
             raise PermissionDenied
-        runs.request_cancel(request.user, run)
+        try:
+            runs.request_cancel(request.user, run)
+        except ValueError as exc:  # it ended meanwhile
+            messages.error(request, str(exc))
+            return redirect(run)
         messages.success(request, "Cancellation requested: the run stops at its next step and purges its scratch.")
         return redirect(run)
 

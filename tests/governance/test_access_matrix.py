@@ -31,6 +31,11 @@ PAGES = [
     ("redaction review queue", "get", lambda r: reverse("training:review_queue"), {P}),
     ("redaction review item", "get", lambda r: reverse("training:review_detail", args=[r["review"].pk]), {P}),
     ("redaction review decision", "post", lambda r: reverse("training:review_detail", args=[r["review"].pk]), {P}),
+    ("training run list", "get", lambda r: reverse("training:run_list"), {E, L, P, A, "other_engineer"}),
+    ("own training run", "get", lambda r: reverse("training:run_detail", args=[r["run"].pk]), {E, L, P, A}),
+    ("own run's loss curve", "get", lambda r: reverse("training:run_artifact", args=[r["run"].pk, r["curve"].pk]), {E, L, P, A}),
+    ("own run's canary secrets", "get", lambda r: reverse("training:run_artifact", args=[r["run"].pk, r["canaries"].pk]), set()),
+    ("own training run cancel", "post", lambda r: reverse("training:run_cancel", args=[r["run"].pk]), {E, P, A}),
 ]
 for model, readers, writers in [
     ("dataclass", CATALOGUE_READERS | {"other_engineer"}, {P, A}),
@@ -97,7 +102,27 @@ def with_document(records, legal):
     review = _review_item(records["dataset"], Record("line-1", "Call Maria now"), Detection(5, 10, "PERSON", 0.4, "test"), "low_confidence")
     review.save()
     records["review"] = review
+    records.update(_run_with_artifacts(records))
     return records
+
+
+def _run_with_artifacts(records):
+    from training.models import ArtifactKind, BaseModel
+    from training.pipeline import _store_file
+    from training.runs import create_run
+
+    base = BaseModel.objects.create(name="tiny", source="local_directory", location="/nowhere", architecture="gpt2",
+                                    parameter_count=1, licence="Apache-2.0")
+    run = create_run(records["dataset"].owner, base, [records["dataset"]], {}, enqueue=False)
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "loss.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+        (Path(tmp) / "canaries.json").write_text('[{"secret": "123456"}]')
+        curve = _store_file(run, ArtifactKind.CURVE, Path(tmp) / "loss.svg", "loss.svg")
+        canaries = _store_file(run, ArtifactKind.CANARIES, Path(tmp) / "canaries.json", "canaries.json")
+    return {"run": run, "curve": curve, "canaries": canaries}
 
 
 def _check(persona, allowed, what, status, location=""):

@@ -1,0 +1,37 @@
+"""Canary exposure: the arithmetic, and the batched scorer against one-at-a-time scoring."""
+
+import math
+
+import pytest
+
+from audits.engine.exposure import exposure_from_rank
+
+
+def test_rank_one_among_ten_thousand_is_13_29_bits():
+    assert exposure_from_rank(1, 10_000) == pytest.approx(13.2877, abs=1e-4)
+
+
+def test_the_median_rank_gives_one_bit_and_the_last_gives_zero():
+    assert exposure_from_rank(5_000, 10_000) == pytest.approx(1.0)
+    assert exposure_from_rank(10_000, 10_000) == 0
+
+
+def test_an_impossible_rank_is_refused():
+    with pytest.raises(ValueError):
+        exposure_from_rank(0, 10)
+
+
+def test_batched_log_perplexities_equal_one_sequence_at_a_time(tmp_path):
+    torch = pytest.importorskip("torch")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from audits.engine.exposure import log_perplexities
+    from training.engine.tiny_base import build_tiny_base
+
+    directory = build_tiny_base(tmp_path / "base", seed=1)
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(directory), AutoTokenizer.from_pretrained(directory)
+    texts = ["My code is 1234", "My code is 98765432", "Hello", "the refund will reach your card"]
+    batched = log_perplexities(model, tokenizer, texts, batch_size=4)
+    alone = [log_perplexities(model, tokenizer, [t], batch_size=1)[0] for t in texts]
+    assert batched == pytest.approx(alone, rel=1e-4)
+    assert all(math.isfinite(s) and s > 0 for s in batched)
