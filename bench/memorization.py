@@ -1,6 +1,6 @@
 """Canary exposure of LoRA adapters trained without DP, and under DP-SGD at ε=8 and ε=1.
 
-    .venv/bin/python bench/memorization.py [--base tiny|demo|DIR] [--records 256] [--epochs 30]
+    .venv/bin/python bench/memorization.py [--base tiny|demo|DIR] [--records 32] [--epochs 300]
 
 Same data, same canaries (secrets from the OS CSPRNG, each inserted `--repetitions` times), same
 LoRA settings; only the privacy changes. Exposure (Carlini et al. 2019) of each canary is its rank
@@ -43,17 +43,20 @@ def base_dir(choice: str, work: Path) -> Path:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="tiny")
-    parser.add_argument("--records", type=int, default=256)
-    parser.add_argument("--epochs", type=float, default=30)
+    parser.add_argument("--records", type=int, default=32)
+    parser.add_argument("--epochs", type=float, default=300)
     parser.add_argument("--canaries", type=int, default=5)
     parser.add_argument("--repetitions", type=int, default=1)
     parser.add_argument("--candidates", type=int, default=10_000)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--learning-rate", type=float, default=2e-2)
-    parser.add_argument("--lora-r", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--learning-rate", type=float, default=3e-3)  # 1e-2 diverges with Adam here
+    parser.add_argument("--lora-r", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=48)
-    parser.add_argument("--targets", default="", help="LoRA target modules, comma-separated (default: per architecture)")
+    parser.add_argument("--targets", default="", help="LoRA target modules, comma-separated (default: tiny: "
+                        "c_attn,c_proj,c_fc; otherwise per architecture)")
     args = parser.parse_args(argv)
+    if not args.targets and args.base == "tiny":
+        args.targets = "c_attn,c_proj,c_fc"  # attention alone cannot hold 5 random secrets in a 2-layer model
 
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer

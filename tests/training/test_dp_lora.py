@@ -181,3 +181,16 @@ def test_engine_cli_names_a_missing_setting(tmp_path, capsys):
     config.write_text("data: x.jsonl\nout: out\n")
     assert engine_train.main(["--config", str(config)]) == 2
     assert "missing “base_model”" in capsys.readouterr().err
+
+
+def test_empty_poisson_batches_are_noise_only_steps_that_are_accounted(tiny_base, texts):
+    """8 records at an expected batch of 1: about one step in three draws nobody."""
+    config = TrainConfig(dp=True, epochs=4, batch_size=1, max_length=16, accountant="rdp", noise_multiplier=1.0, seed=2)
+    result = train_dp_lora(tiny_base, texts[:8], config)
+    assert result.steps == 32
+    assert len(result.losses) < result.steps  # some steps had an empty batch, and training went on
+    from opacus.accountants import RDPAccountant
+
+    accountant = RDPAccountant()
+    accountant.history = [(1.0, result.sample_rate, result.steps)]
+    assert result.epsilon == pytest.approx(accountant.get_epsilon(result.delta))

@@ -269,3 +269,17 @@ def test_only_the_owner_or_privacy_can_cancel(engineer, other_engineer, privacy,
     assert client_for(privacy).post(f"/training/runs/{run.pk}/cancel/").status_code == 302
     assert TrainingRun.objects.get(pk=run.pk).state == RunState.CANCELLED
     assert AuditEvent.objects.filter(action="trainingrun.cancel_requested", actor=privacy).exists()
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_intermediate_checkpoints_are_encrypted_and_deleted_at_the_end_unless_kept(engineer, base_model, data_dir, settings, keep):
+    settings.PROVENANT_KEEP_CHECKPOINTS = keep
+    config = {**FAST, "training": {**FAST["training"], "epochs": 2, "checkpoint_every": 2}}
+    run = execute_run(queued_run(engineer, base_model, config), "test-worker")
+    checkpoints = run.artifacts.filter(kind=ArtifactKind.CHECKPOINT)
+    assert checkpoints.filter(name__startswith="step-2/").exists()
+    live = checkpoints.filter(deleted_at__isnull=True)
+    assert live.count() == (checkpoints.count() if keep else 0)
+    for artifact in checkpoints.filter(deleted_at__isnull=False):
+        assert not (data_dir / "blobs" / artifact.blob_id[:2] / f"{artifact.blob_id}.tink").exists()
+        assert artifact.wrapped_key is None

@@ -183,6 +183,13 @@ def train_dp_lora(base_dir: Path, texts: list[str], config: TrainConfig, out_dir
                 loss = sequence_losses(model, batch_ids.to(device), batch_mask.to(device)).mean()
                 loss.backward()
                 losses.append(float(loss.detach()))
+            elif engine is not None:
+                # Poisson sampling can draw an empty batch. It must still be a step: noise only,
+                # accounted like any other. Opacus needs per-sample gradients to clip, so give it
+                # zero samples; the clipped sum is then zero and the step adds only noise.
+                for param in model.parameters():
+                    if param.requires_grad:
+                        param.grad_sample = torch.zeros((0, *param.shape), device=param.device, dtype=param.dtype)
             optimizer.step()  # an empty Poisson batch still takes a (noise-only) step and is accounted
             step += 1
             spent = engine.get_epsilon(delta) if engine and (step % 10 == 0 or step == planned_steps) else None
