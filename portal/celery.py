@@ -27,8 +27,7 @@ def _reap_and_sweep(sender=None, **kwargs):
     fail the runs it left `running` and remove the plaintext scratch they left behind."""
     from training.runs import sweep_scratch_at_worker_start
 
-    hostname = getattr(sender, "hostname", None) or getattr(getattr(sender, "controller", None), "hostname", None)
-    outcome = sweep_scratch_at_worker_start(hostname)
+    outcome = sweep_scratch_at_worker_start(getattr(sender, "hostname", None))
     if outcome["reaped"] or outcome["swept"]:
         import logging
 

@@ -232,8 +232,9 @@ class TrainingRun(models.Model):
         last = self.heartbeat_at or self.started_at
         return self.state == RunState.RUNNING and last is not None and (now - last).total_seconds() > timeout
 
-    @property
-    def scratch_root(self):
+    @staticmethod
+    def scratch_root():
+        """Where runs' plaintext scratch directories live on this host."""
         from pathlib import Path
 
         return Path(settings.PROVENANT_DATA_DIR) / "scratch"

@@ -116,7 +116,7 @@ def execute_run(run: TrainingRun, worker: str, echo: Callable[[dict], None] | No
             if blockers:
                 outcome = {"state": RunState.FAILED, "reason": "Stopped before training: " + " ".join(blockers)}
             else:
-                with job_scratch(run.scratch_root, str(run.job_id), on_purge=purge.update) as scratch:
+                with job_scratch(TrainingRun.scratch_root(), str(run.job_id), on_purge=purge.update) as scratch:
                     outcome = _train_in(scratch, run, echo)
     except Exception as exc:  # the run fails with its reason; the worker stays up
         log.exception("training run %s failed", run.pk)
@@ -141,11 +141,11 @@ def _train_in(scratch: Path, run: TrainingRun, echo) -> dict:
     runs.record_progress(run, phase="loading the base model")
     cancel = CancelCheck(run)
     out = scratch / "out"
+    stored = run_settings.as_dict()  # without the noise seed, and with the one top-level seed
     config = {"base_model": run.base_model.location, "data": str(data_path), "out": str(out), "seed": run_settings.seed,
-              "holdout_fraction": run_settings.holdout_fraction, "canaries": _fields(run_settings.canaries),
-              "training": _fields(run_settings.training)}
+              "holdout_fraction": run_settings.holdout_fraction, "canaries": stored["canaries"], "training": stored["training"]}
     manifest = engine_train.run(config, progress=ProgressReporter(run, settings.PROVENANT_PROGRESS_SECONDS, echo),
-                                should_stop=cancel, on_checkpoint=lambda step, path: _store_tree(run, ArtifactKind.CHECKPOINT, path, f"step-{step}/"))
+                                should_stop=cancel, on_checkpoint=lambda step, path: _seal_checkpoint(run, step, path))
     if cancel.cancelled:
         return {"state": RunState.CANCELLED, "reason": "Cancelled at the owner's request.", "redaction_report": redaction_report}
     runs.record_progress(run, phase="encrypting artifacts")
@@ -158,12 +158,6 @@ def _train_in(scratch: Path, run: TrainingRun, echo) -> dict:
                        (ArtifactKind.CURVE, "loss.svg"), (ArtifactKind.CURVE, "epsilon.svg"), (ArtifactKind.MANIFEST, "manifest.json")):
         _store_file(run, kind, out / name, name)
     return {"state": RunState.SUCCEEDED, "result": manifest["result"], "manifest": manifest, "redaction_report": redaction_report}
-
-
-def _fields(dataclass_value) -> dict:
-    from dataclasses import asdict
-
-    return {k: v for k, v in asdict(dataclass_value).items() if k not in ("noise_seed", "seed")}  # the run's seed is top-level
 
 
 def _prepare_records(scratch: Path, run: TrainingRun, run_settings) -> tuple[Path, dict]:
@@ -181,7 +175,7 @@ def _prepare_records(scratch: Path, run: TrainingRun, run_settings) -> tuple[Pat
                                        detector_config=redaction.detector_config_for(classes), policy=redaction.policy_for(classes),
                                        key=redaction.pseudonym_key_for(classes), decisions=review_decisions_for(dataset),
                                        total=dataset.record_count, sample_size=0)
-                reports[str(dataset.pk)] = report.as_dict() if hasattr(report, "as_dict") else vars(report)
+                reports[str(dataset.pk)] = report.as_dict()
             else:
                 with open(part, "w", encoding="utf-8") as raw:
                     count = 0
@@ -192,21 +186,18 @@ def _prepare_records(scratch: Path, run: TrainingRun, run_settings) -> tuple[Pat
             with open(part, encoding="utf-8") as source:
                 shutil.copyfileobj(source, sink)
             part.unlink()
-    total_out = sum(_records_out(r) for r in reports.values())
-    return combined, {"datasets": reports, "records_out": total_out}
-
-
-def _records_out(report: dict) -> int:
-    if "records_out" in report:
-        return report["records_out"]
-    return report.get("records_in", 0) - report.get("exact_duplicates", 0) - report.get("near_duplicates", 0) - report.get("records_dropped", 0)
+    return combined, {"datasets": reports, "records_out": sum(r["records_out"] for r in reports.values())}
 
 
 def _store_tree(run: TrainingRun, kind: str, directory: Path, prefix: str = "") -> None:
     for path in sorted(p for p in Path(directory).rglob("*") if p.is_file()):
         _store_file(run, kind, path, prefix + str(path.relative_to(directory)))
-    if kind == ArtifactKind.CHECKPOINT:  # the plaintext checkpoint goes as soon as it is sealed
-        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _seal_checkpoint(run: TrainingRun, step: int, directory: Path) -> None:
+    """The plaintext checkpoint goes as soon as it is sealed."""
+    _store_tree(run, ArtifactKind.CHECKPOINT, directory, f"step-{step}/")
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _store_file(run: TrainingRun, kind: str, path: Path, name: str) -> RunArtifact:

@@ -260,12 +260,10 @@ def reap_dead_runs(this_worker: str | None = None, now=None) -> list[int]:
 def sweep_scratch_at_worker_start(this_worker: str) -> dict:
     """At worker start: reap the runs that died with the previous worker, then remove every
     scratch directory that no live run owns, and record the purge on the runs it belonged to."""
-    from pathlib import Path
-
     from training.engine.prepare import scratch_contents, sweep_stale_scratch
 
     reaped = reap_dead_runs(this_worker)
-    root = Path(settings.PROVENANT_DATA_DIR) / "scratch"
+    root = TrainingRun.scratch_root()
     live = {str(job) for job in TrainingRun.objects.filter(state__in=ACTIVE_RUN_STATES).values_list("job_id", flat=True)}
     contents = {p.name: scratch_contents(p) for p in root.iterdir() if p.is_dir() and p.name not in live} if root.exists() else {}
     removed = sweep_stale_scratch(root, live)

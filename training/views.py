@@ -5,12 +5,13 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import ListView
 
-from training import actions
-from training.models import RedactionReview, ReviewDecision
+from training import actions, runs
+from training.models import ArtifactKind, RedactionReview, ReviewDecision, RunArtifact, TrainingRun
 
 
 class ReviewQueueView(LoginRequiredMixin, ListView):
@@ -77,11 +78,6 @@ class ReviewDetailView(LoginRequiredMixin, View):
 
 
 # --------------------------------------------------------------------------- training runs
-
-from django.http import HttpResponse  # noqa: E402
-
-from training import runs  # noqa: E402
-from training.models import ArtifactKind, RunArtifact, TrainingRun  # noqa: E402
 
 # What the browser may download today. The adapter is released by the privacy officer after its
 # audit (not built yet), and canary secrets and holdout records never leave through a page.

@@ -1,5 +1,5 @@
-import socket
 import os
+import socket
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
@@ -35,10 +35,9 @@ class Command(BaseCommand):
 
         ended = execute_run(record, f"{socket.gethostname()}:{os.getpid()} (manage.py train)", echo=echo)
         bar.close()
-        if ended.state == RunState.SUCCEEDED:
-            self.stdout.write(self.style.SUCCESS(
-                f"Run {run} trained: {ended.result['steps']} steps, ε = {ended.result['epsilon']:.3f} "
-                f"(δ = {ended.result['delta']:.2e}, {ended.result['accountant']})" if ended.result.get("epsilon") is not None
-                else f"Run {run} trained without DP: {ended.result['steps']} steps"))
-        else:
+        if ended.state != RunState.SUCCEEDED:
             raise CommandError(f"Run {run} {ended.state}: {ended.failure_reason}")
+        result = ended.result
+        privacy = (f"ε = {result['epsilon']:.3f} (δ = {result['delta']:.2e}, {result['accountant']})"
+                   if result.get("epsilon") is not None else "no DP")
+        self.stdout.write(self.style.SUCCESS(f"Run {run} trained: {result['steps']} steps, {privacy}"))
