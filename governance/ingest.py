@@ -103,6 +103,24 @@ def iter_records(text: Iterator[str], fmt: str, *, text_field: str = "text", csv
         raise IngestError(f"Unknown format {fmt!r}: choose one of {', '.join(FORMATS)}.")
 
 
+def iter_field_values(text: Iterator[str], fmt: str, field: str) -> Iterator[tuple[int, str]]:
+    """Yield (line number, value of `field`) for each record, in the order and with the line
+    numbers of `iter_records`: a JSONL field (text or number) or a CSV column."""
+    if fmt == CSV:
+        yield from _csv_records(text, field)
+        return
+    if fmt != JSONL:
+        raise IngestError(f"A {fmt} file has no fields: only JSONL and CSV records can name “{field}”.")
+    for number, line in enumerate(text, start=1):
+        if not line.strip():
+            continue
+        value = json.loads(line)  # iter_records has validated the file at upload
+        field_value = value.get(field) if isinstance(value, dict) else None
+        if isinstance(field_value, bool) or not isinstance(field_value, (str, int)) or str(field_value).strip() == "":
+            raise IngestError(f"Line {number} has no “{field}” value (text or a whole number); every record needs one.")
+        yield number, str(field_value)
+
+
 def count_records(text: Iterator[str], fmt: str, *, text_field: str = "text", csv_column: str = "") -> int:
     count = sum(1 for _ in iter_records(text, fmt, text_field=text_field, csv_column=csv_column))
     if count == 0:

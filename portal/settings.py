@@ -231,6 +231,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "processed_folder": str(_BROKER_DIR / "processed"),
+        # the exchange tables too, or kombu writes them into ./control of whatever directory it runs from
+        "control_folder": str(_BROKER_DIR / "control"),
         "store_processed": False,
         "polling_interval": 0.2,
     }

@@ -28,6 +28,7 @@ from portal.keys import blob_store, master_key
 from training import redaction, runs
 from training.engine import train as engine_train
 from training.engine.model_files import sha256_file
+from governance.ingest import IngestError
 from training.engine.prepare import job_scratch
 from training.engine.redaction import run_redaction
 from training.models import ArtifactKind, RunArtifact, RunState, TrainingRun
@@ -120,7 +121,8 @@ def execute_run(run: TrainingRun, worker: str, echo: Callable[[dict], None] | No
                     outcome = _train_in(scratch, run, echo)
     except Exception as exc:  # the run fails with its reason; the worker stays up
         log.exception("training run %s failed", run.pk)
-        outcome = {"state": RunState.FAILED, "reason": f"{type(exc).__name__}: {exc}"}
+        reason = str(exc) if isinstance(exc, SubjectFieldError) else f"{type(exc).__name__}: {exc}"
+        outcome = {"state": RunState.FAILED, "reason": reason}
     finally:
         if purge:
             runs.record_purge(run, purge, how="removed by the run in finally")
@@ -161,11 +163,15 @@ def _train_in(scratch: Path, run: TrainingRun, echo) -> dict:
 
 
 def _prepare_records(scratch: Path, run: TrainingRun, run_settings) -> tuple[Path, dict]:
-    """Redacted records of every dataset of the run, in one JSONL file inside the scratch."""
+    """Redacted records of every dataset of the run, in one JSONL file inside the scratch. For
+    subject-level DP each record also carries an opaque subject number: the same value of the
+    subject field in any dataset of the run is the same subject, and the value itself is never written."""
     from training.actions import review_decisions_for
 
     combined = scratch / "redacted.jsonl"
     reports = {}
+    by_subject = run_settings.training.dp and run_settings.training.privacy_unit == "subject"
+    subject_numbers: dict[str, str] = {}
     with open(combined, "w", encoding="utf-8") as sink:
         for dataset in run.datasets.all().order_by("pk"):
             part = scratch / f"redacted-{dataset.pk}.jsonl"
@@ -183,10 +189,28 @@ def _prepare_records(scratch: Path, run: TrainingRun, run_settings) -> tuple[Pat
                         raw.write(json.dumps({"id": record.id, "text": record.text}) + "\n")
                         count += 1
                 reports[str(dataset.pk)] = {"records_in": count, "records_out": count, "redaction": "off"}
-            with open(part, encoding="utf-8") as source:
-                shutil.copyfileobj(source, sink)
+            if by_subject:
+                try:
+                    owner = {record_id: subject_numbers.setdefault(value, f"subject-{len(subject_numbers)}")
+                             for record_id, value in redaction.dataset_subjects(dataset, run_settings.subject_field)}
+                except IngestError as exc:
+                    raise SubjectFieldError(f"Dataset “{dataset}”: {exc} Subject-level DP needs the subject of every record.") from None
+                with open(part, encoding="utf-8") as source:
+                    for line in source:
+                        record = json.loads(line)
+                        sink.write(json.dumps({"text": record["text"], "subject": owner[record["id"]]}) + "\n")
+            else:
+                with open(part, encoding="utf-8") as source:
+                    shutil.copyfileobj(source, sink)
             part.unlink()
-    return combined, {"datasets": reports, "records_out": sum(r["records_out"] for r in reports.values())}
+    summary = {"datasets": reports, "records_out": sum(r["records_out"] for r in reports.values())}
+    if by_subject:
+        summary["subjects"] = len(subject_numbers)
+    return combined, summary
+
+
+class SubjectFieldError(ValueError):
+    pass
 
 
 def _store_tree(run: TrainingRun, kind: str, directory: Path, prefix: str = "") -> None:

@@ -6,7 +6,7 @@ from typing import Iterable, Iterator
 
 from django.conf import settings
 
-from governance.ingest import iter_records
+from governance.ingest import iter_field_values, iter_records
 from governance.models import DataClass, Dataset, RedactionRuleKind
 from portal.vault import text_lines
 from training.engine.pii.detector import CustomPattern, DetectorConfig
@@ -48,3 +48,11 @@ def dataset_records(dataset: Dataset) -> Iterator[Record]:
         for line, text in iter_records(text_lines(plaintext), dataset.file_format, text_field=dataset.text_field or "text",
                                        csv_column=dataset.csv_column):
             yield Record(f"line-{line}", text)
+
+
+def dataset_subjects(dataset: Dataset, field: str) -> Iterator[tuple[str, str]]:
+    """(record id, subject value) for each record, with the ids of `dataset_records`."""
+    key, ciphertext = dataset.open_plaintext()
+    with ciphertext, key.decrypting(ciphertext) as plaintext:
+        for line, value in iter_field_values(text_lines(plaintext), dataset.file_format, field):
+            yield f"line-{line}", value

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance.actions import audit
-from governance.models import DatasetState, FineTuningUse
+from governance.models import DatasetFormat, DatasetState, FineTuningUse
 from training.engine.dp_lora import TrainConfig
 from training.engine.prepare import CanarySpec
 from training.models import ACTIVE_RUN_STATES, ReviewDecision, ReviewReason, RunState, TrainingRun
@@ -33,6 +33,9 @@ class RunSettings:
     holdout_fraction: float = 0.1
     seed: int = 0
     redaction: bool = True
+    # Subject-level DP: the JSONL field or CSV column that names each record's data subject
+    # (customer id, patient id, author). Its values never leave the run's scratch directory.
+    subject_field: str = ""
 
     @classmethod
     def from_dict(cls, raw: dict | None) -> "RunSettings":
@@ -66,6 +69,15 @@ class RunSettings:
             problems.append("accountant must be prv or rdp")
         if t.grad_sample_mode not in ("hooks", "ghost", "functorch"):
             problems.append("grad_sample_mode must be hooks, ghost or functorch")
+        if t.privacy_unit not in ("record", "subject"):
+            problems.append("privacy_unit must be record or subject")
+        if t.dp and t.privacy_unit == "subject":
+            if not self.subject_field.strip():
+                problems.append("subject-level DP needs subject_field: the field or column that names each record's subject")
+            if t.grad_sample_mode == "ghost":
+                problems.append("subject-level DP needs per-sample gradients: use grad_sample_mode hooks or functorch, not ghost")
+            if t.max_records_per_subject < 1:
+                problems.append("max_records_per_subject must be at least 1")
         if self.canaries.count < 0 or self.canaries.repetitions < 1 or self.canaries.length < 4:
             problems.append("canaries need count >= 0, repetitions >= 1 and length >= 4")
         if problems:
@@ -102,10 +114,15 @@ def start_blockers(run: TrainingRun) -> list[str]:
     run_settings = RunSettings.from_dict(run.config)
     t = run_settings.training
     reasons = []
+    by_subject = t.dp and t.privacy_unit == "subject"
     for dataset in run.datasets.all().prefetch_related("data_classes"):
         if dataset.state != DatasetState.ACTIVE:
             reasons.append(f"Dataset “{dataset}” was crypto-shredded: it can no longer be used.")
             continue
+        if by_subject and dataset.file_format == DatasetFormat.TEXT:
+            reasons.append(f"Dataset “{dataset}” is plain text, one record per line: it has no field to name each record's "
+                           "subject, so subject-level DP cannot group its records. Upload it as JSONL or CSV with a "
+                           f"“{run_settings.subject_field}” field, or train with record-level DP.")
         for data_class in dataset.data_classes.all():
             where = f"dataset “{dataset}” is in data class “{data_class}”, which"
             if data_class.fine_tuning_use == FineTuningUse.FORBIDDEN:

@@ -161,7 +161,7 @@ def test_engine_cli_trains_from_a_yaml_config_and_writes_manifest_curves_and_can
     }))
     assert engine_train.main(["--config", str(config)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["records"] == {"train": 48, "holdout": 16, "canaries": 3, "canary_repetitions": 2}
+    assert manifest["records"] == {"train": 48, "holdout": 16, "canaries": 3, "canary_repetitions": 2, "subjects": None}
     assert 0 < manifest["result"]["epsilon"] <= 6.0 and manifest["libraries"]["opacus"]
     assert manifest["hashes"]["adapter"]["adapter_model.safetensors"] == sha256_file(out / "adapter" / "adapter_model.safetensors")
     assert manifest["hashes"]["base_model_weights"] == {"model.safetensors": sha256_file(tiny_base / "model.safetensors")}
@@ -194,3 +194,103 @@ def test_empty_poisson_batches_are_noise_only_steps_that_are_accounted(tiny_base
     accountant = RDPAccountant()
     accountant.history = [(1.0, result.sample_rate, result.steps)]
     assert result.epsilon == pytest.approx(accountant.get_epsilon(result.delta))
+
+
+def test_the_sample_rate_planned_is_the_one_opacus_draws_with_when_batches_do_not_divide_the_data(tiny_base, texts):
+    """37 records at batch 16: Opacus's sampler draws with q = 1/len(loader) = 1/3, not 16/37."""
+    config = TrainConfig(epochs=1, batch_size=16, max_length=16, target_epsilon=3.0, accountant="rdp", noise_seed=0)
+    result = train_dp_lora(tiny_base, texts[:37], config)
+    assert result.sample_rate == pytest.approx(1 / 3) and result.steps == 3
+    from opacus.accountants import RDPAccountant
+
+    accountant = RDPAccountant()
+    accountant.history = [(result.noise_multiplier, result.sample_rate, result.steps)]
+    assert result.epsilon == pytest.approx(accountant.get_epsilon(result.delta))
+    assert 2.5 < result.epsilon <= 3.0  # σ was planned for this mechanism: the budget is used, not wasted
+
+
+def test_subject_level_gradients_are_the_mean_per_sample_gradient_of_each_subjects_records(tiny_base, texts):
+    from opacus import GradSampleModule
+
+    from training.engine.dp_lora import average_grad_samples_per_subject
+
+    config = TrainConfig(max_length=32)
+    torch.manual_seed(0)
+    model = lora_model(tiny_base, config)
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.05)
+    model.train()
+    input_ids, mask = tokenize(tiny_base, texts[:5], config.max_length)
+    owners = torch.tensor([0, 1, 0, 2, 0])  # subject 0 wrote three records, subjects 1 and 2 one each
+    wrapped = GradSampleModule(model, batch_first=True, loss_reduction="mean")
+    sequence_losses(wrapped, input_ids, mask).mean().backward()
+    average_grad_samples_per_subject(wrapped, owners, 3)
+    per_subject = {n: p.grad_sample.detach().clone() for n, p in wrapped.named_parameters() if p.requires_grad}
+    for subject in range(3):
+        rows = (owners == subject).nonzero().flatten()
+        model.zero_grad()
+        sequence_losses(model, input_ids[rows], mask[rows]).mean().backward()
+        for name, param in model.named_parameters():
+            if param.requires_grad:
+                assert per_subject[f"_module.{name}"].shape[0] == 3
+                torch.testing.assert_close(per_subject[f"_module.{name}"][subject], param.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_subject_level_dp_samples_and_accounts_subjects_not_records(tiny_base, texts):
+    subjects = [f"customer-{i % 12}" for i in range(len(texts))]  # 64 records from 12 people
+    config = TrainConfig(epochs=2, batch_size=4, max_length=32, target_epsilon=4.0, accountant="rdp", noise_seed=0,
+                         privacy_unit="subject", max_records_per_subject=3)
+    result = train_dp_lora(tiny_base, texts, config, subjects=subjects)
+    assert result.privacy_unit == "subject" and result.subjects == 12
+    assert result.delta == pytest.approx(1 / 12)
+    assert result.sample_rate == pytest.approx(1 / 3) and result.steps == 6
+    from opacus.accountants import RDPAccountant
+
+    accountant = RDPAccountant()
+    accountant.history = [(result.noise_multiplier, result.sample_rate, result.steps)]
+    assert result.epsilon == pytest.approx(accountant.get_epsilon(result.delta)) and result.epsilon <= 4.0
+
+
+def test_subject_level_dp_with_negligible_noise_still_learns(tiny_base, texts):
+    subjects = [f"customer-{i % 16}" for i in range(len(texts))]
+    config = TrainConfig(epochs=12, batch_size=8, max_length=32, learning_rate=2e-2, seed=1, noise_multiplier=1e-6,
+                         max_grad_norm=100.0, noise_seed=0, accountant="rdp", privacy_unit="subject")
+    result = train_dp_lora(tiny_base, texts, config, subjects=subjects)
+    assert sum(result.losses[:3]) / 3 - sum(result.losses[-3:]) / 3 > 0.3, result.losses
+
+
+@pytest.mark.parametrize("change, subjects, message", [
+    ({"grad_sample_mode": "ghost"}, "all", "ghost clipping"),
+    ({}, None, "one subject id per record"),
+    ({}, "one-missing", "1 record"),
+    ({"privacy_unit": "household"}, "all", "privacy_unit"),
+])
+def test_subject_level_dp_refuses_what_it_cannot_guarantee(tiny_base, texts, change, subjects, message):
+    ids = {"all": [str(i % 4) for i in range(8)], "one-missing": [str(i % 4) for i in range(7)] + [""], None: None}[subjects]
+    config = TrainConfig(**{"privacy_unit": "subject", "epochs": 1, "max_length": 16, **change})
+    with pytest.raises(ValueError, match=message):
+        train_dp_lora(tiny_base, texts[:8], config, subjects=ids)
+
+
+def test_engine_cli_splits_by_subject_and_makes_each_canary_one_subject(tiny_base, texts, tmp_path):
+    import json
+
+    import yaml
+
+    from training.engine import train as engine_train
+
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "subject": f"s{i % 8}"}) + "\n" for i, t in enumerate(texts)))
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "base_model": str(tiny_base), "data": str(data), "out": str(tmp_path / "out"), "holdout_fraction": 0.25,
+        "canaries": {"count": 2, "repetitions": 5},
+        "training": {"epochs": 1, "batch_size": 2, "max_length": 32, "accountant": "rdp", "privacy_unit": "subject"},
+    }))
+    assert engine_train.main(["--config", str(config)]) == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    # 8 subjects, 2 held out whole (16 records), 6 in training plus 2 canary subjects of 5 copies each
+    assert manifest["records"]["holdout"] == 16 and manifest["records"]["train"] == 48
+    assert manifest["records"]["subjects"] == 8 and manifest["result"]["privacy_unit"] == "subject"
+    assert manifest["result"]["delta"] == pytest.approx(1 / 8)

@@ -283,3 +283,48 @@ def test_intermediate_checkpoints_are_encrypted_and_deleted_at_the_end_unless_ke
     for artifact in checkpoints.filter(deleted_at__isnull=False):
         assert not (data_dir / "blobs" / artifact.blob_id[:2] / f"{artifact.blob_id}.tink").exists()
         assert artifact.wrapped_key is None
+
+
+SUBJECT_LEVEL = {**FAST, "subject_field": "customer_id",
+                 "training": {**FAST["training"], "privacy_unit": "subject", "max_records_per_subject": 4}}
+
+
+def test_a_subject_level_run_accounts_per_customer_and_never_writes_the_customer_ids(engineer, base_model, data_dir):
+    texts = generate_corpus(48, seed=5)
+    ids = [f"CUST-{secrets.token_hex(4)}" for _ in range(12)]
+    content = "".join(json.dumps({"text": t, "customer_id": ids[i % 12]}) + "\n" for i, t in enumerate(texts))
+    run = runs.create_run(engineer, base_model, [make_dataset(engineer, content)], SUBJECT_LEVEL, enqueue=False)
+    since = time.time() - 1
+    ended = execute_run(run, "test-worker")
+    assert ended.state == RunState.SUCCEEDED, ended.failure_reason
+    assert ended.result["privacy_unit"] == "subject"
+    # 12 customers, a fifth of them held out whole; the 2 canaries are subjects of their own
+    assert ended.manifest["records"]["subjects"] == 10 + 2 and ended.redaction_report["subjects"] == 12
+    assert ended.result["delta"] == pytest.approx(1 / 12)
+    assert not any(files_holding(customer, [data_dir, tempfile.gettempdir()], since) for customer in ids)
+    assert not any(customer in json.dumps(ended.manifest) for customer in ids)
+
+
+def test_a_record_without_its_subject_fails_the_run_naming_the_line(engineer, base_model):
+    content = "".join(json.dumps({"text": t, **({"customer_id": "C1"} if i != 7 else {})}) + "\n"
+                      for i, t in enumerate(generate_corpus(24, seed=5)))
+    run = runs.create_run(engineer, base_model, [make_dataset(engineer, content)], SUBJECT_LEVEL, enqueue=False)
+    ended = execute_run(run, "test-worker")
+    assert ended.state == RunState.FAILED and "Line 8 has no “customer_id” value" in ended.failure_reason
+    assert not ended.artifacts.exists()
+
+
+def test_a_plain_text_dataset_cannot_train_at_subject_level(engineer, base_model):
+    dataset = make_dataset(engineer, "\n".join(generate_corpus(12, seed=5)) + "\n", file_format="text")
+    run = runs.create_run(engineer, base_model, [dataset], SUBJECT_LEVEL, enqueue=False)
+    assert any("has no field to name each record's subject" in reason for reason in runs.start_blockers(run))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"subject_field": ""}, "needs subject_field"),
+    ({"training": {**SUBJECT_LEVEL["training"], "grad_sample_mode": "ghost"}}, "not ghost"),
+    ({"training": {**SUBJECT_LEVEL["training"], "privacy_unit": "household"}}, "privacy_unit"),
+])
+def test_run_settings_refuse_subject_level_dp_without_what_it_needs(change, message):
+    with pytest.raises(runs.InvalidRunSettings, match=message):
+        runs.RunSettings.from_dict({**SUBJECT_LEVEL, **change})

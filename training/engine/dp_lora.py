@@ -1,16 +1,26 @@
 """DP-LoRA: a PEFT LoRA adapter trained with Opacus DP-SGD. No Django here.
 
-Privacy: Poisson sampling of records, per-sample clipping to `max_grad_norm`, Gaussian noise
+Privacy: Poisson sampling of records (or of data subjects, see below), per-sample clipping to `max_grad_norm`, Gaussian noise
 with the multiplier that the chosen accountant computes for the target ε and δ over the planned
 steps; the ε reported is what the same accountant gives for the steps actually taken. The loss is
 computed per sequence and averaged over the batch, so each record's gradient depends on that
 record only (the HF `labels=` loss averages over all tokens of the batch and couples samples).
+
+User-level DP (`privacy_unit="subject"`): record-level DP does not protect a person who wrote many
+records, and a value repeated N times is learned N times (REFERENCES: a canary repeated 100× was
+fully exposed at ε=8). With a subject id per record, the sampler draws subjects instead of
+records; each sampled subject contributes the mean per-sample gradient of at most
+`max_records_per_subject` of its records (drawn at random each step), and that one gradient per
+subject is clipped and noised. The accountant then speaks of subjects: q is the subject sampling
+rate and δ defaults to 1/(number of subjects). It needs materialised per-sample gradients, so it
+works with `hooks` and `functorch`, not `ghost` (which clips without ever forming them).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +60,8 @@ class TrainConfig:
     # entropy pool and the seed is never recorded. Tests may fix it to compare runs.
     noise_seed: int | None = None
     checkpoint_every: int = 0  # steps between adapter checkpoints; 0: none
+    privacy_unit: str = "record"  # "record" or "subject" (user-level DP: needs a subject id per record)
+    max_records_per_subject: int = 8  # subject-level: records of a sampled subject used in one step
 
 
 @dataclass
@@ -66,6 +78,8 @@ class TrainResult:
     seconds: float
     device: str
     stopped_early: bool = False
+    privacy_unit: str = "record"
+    subjects: int | None = None  # subject-level: how many distinct subjects the data holds
     epsilon_curve: list[tuple[int, float]] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -133,17 +147,76 @@ def noise_for(config: TrainConfig, sample_rate: float, steps: int, delta: float)
                                 steps=steps, accountant=config.accountant)
 
 
+def check_privacy_unit(config: TrainConfig, texts: list[str], subjects: list[str] | None) -> None:
+    if config.privacy_unit not in ("record", "subject"):
+        raise ValueError("privacy_unit must be “record” or “subject”.")
+    if config.privacy_unit != "subject" or not config.dp:
+        return
+    if config.grad_sample_mode == "ghost":
+        raise ValueError("Subject-level DP needs per-sample gradients to average per subject; ghost clipping never forms "
+                         "them. Use grad_sample_mode “hooks” or “functorch”.")
+    if config.max_records_per_subject < 1:
+        raise ValueError("max_records_per_subject must be at least 1.")
+    if subjects is None or len(subjects) != len(texts):
+        raise ValueError("Subject-level DP needs one subject id per record.")
+    missing = sum(1 for s in subjects if s is None or s == "")
+    if missing:
+        raise ValueError(f"{missing} record(s) have no subject id; subject-level DP needs one on every record.")
+
+
+def group_by_subject(subjects: list[str]) -> list[list[int]]:
+    """Record indices of each subject, subjects in order of first appearance."""
+    groups: dict[str, list[int]] = {}
+    for index, subject in enumerate(subjects):
+        groups.setdefault(subject, []).append(index)
+    return list(groups.values())
+
+
+def subject_batch(sampled, groups: list[list[int]], input_ids, attention_mask, per_subject: int, rng: random.Random):
+    """The records of the sampled subjects (at most `per_subject` each, drawn at random), and for
+    each record the position of its subject in the batch."""
+    import torch
+
+    rows, owners = [], []
+    for position, subject in enumerate(sampled.tolist()):
+        members = groups[subject]
+        chosen = members if len(members) <= per_subject else sorted(rng.sample(members, per_subject))
+        rows.extend(chosen)
+        owners.extend([position] * len(chosen))
+    index = torch.tensor(rows, dtype=torch.long)
+    return input_ids[index], attention_mask[index], torch.tensor(owners, dtype=torch.long)
+
+
+def average_grad_samples_per_subject(model, owners, subjects: int) -> None:
+    """Replace Opacus's per-record gradients by one mean gradient per subject, so the optimizer
+    clips and noises subjects, not records: a subject's whole contribution is bounded by C."""
+    import torch
+
+    counts = torch.bincount(owners, minlength=subjects).clamp(min=1)
+    for param in model.parameters():
+        grad_sample = getattr(param, "grad_sample", None)
+        if not param.requires_grad or grad_sample is None:
+            continue
+        summed = torch.zeros((subjects, *grad_sample.shape[1:]), dtype=grad_sample.dtype, device=grad_sample.device)
+        summed.index_add_(0, owners.to(grad_sample.device), grad_sample)
+        param.grad_sample = summed / counts.to(grad_sample.device, grad_sample.dtype).view(-1, *([1] * (grad_sample.dim() - 1)))
+
+
 def train_dp_lora(base_dir: Path, texts: list[str], config: TrainConfig, out_dir: Path | None = None, *,
-                  progress: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
+                  subjects: list[str] | None = None, progress: Callable[[dict], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None,
                   on_checkpoint: Callable[[int, Path], None] | None = None) -> TrainResult:
     """Train a LoRA adapter on `texts`; save it in PEFT format to `out_dir` if given.
 
-    With `checkpoint_every`, the adapter is also saved every that many steps under
-    `out_dir/../checkpoints/step-N`, and `on_checkpoint(step, path)` is called (the portal encrypts
-    the checkpoint there and removes the plaintext)."""
+    `subjects` (one id per text) is needed for subject-level DP. With `checkpoint_every`, the
+    adapter is also saved every that many steps under `out_dir/../checkpoints/step-N`, and
+    `on_checkpoint(step, path)` is called (the portal encrypts the checkpoint there and removes
+    the plaintext)."""
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
+    check_privacy_unit(config, texts, subjects)
+    by_subject = config.dp and config.privacy_unit == "subject"
     torch.manual_seed(config.seed)
     device = pick_device()
     started = time.perf_counter()
@@ -151,17 +224,21 @@ def train_dp_lora(base_dir: Path, texts: list[str], config: TrainConfig, out_dir
     model.train()
     input_ids, attention_mask = tokenize(base_dir, texts, config.max_length)
     records = len(texts)
-    sample_rate = min(1.0, config.batch_size / records)
-    steps_per_epoch = max(1, round(1 / sample_rate))
+    groups = group_by_subject(subjects) if by_subject else None
+    units = len(groups) if by_subject else records  # what the sampler draws and the guarantee speaks of
+    dataset = TensorDataset(torch.arange(units)) if by_subject else TensorDataset(input_ids, attention_mask)
+    # Opacus's Poisson sampler draws each unit with probability 1/len(loader): plan σ and report ε
+    # with that very rate, so the accountant that picks σ sees the mechanism that runs.
+    steps_per_epoch = math.ceil(units / config.batch_size)
+    sample_rate = 1 / steps_per_epoch
     planned_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
-    loader = DataLoader(TensorDataset(input_ids, attention_mask), batch_size=config.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(config.seed))
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=torch.Generator().manual_seed(config.seed))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
     delta = noise_multiplier = engine = None
     if config.dp:
         from opacus import PrivacyEngine
 
-        delta = config.target_delta if config.target_delta is not None else 1.0 / records
+        delta = config.target_delta if config.target_delta is not None else 1.0 / units
         noise_multiplier = noise_for(config, sample_rate, planned_steps, delta)
         engine = PrivacyEngine(accountant=config.accountant)
         model, optimizer, loader = engine.make_private(
@@ -170,18 +247,28 @@ def train_dp_lora(base_dir: Path, texts: list[str], config: TrainConfig, out_dir
             noise_generator=torch.Generator(device=device).manual_seed(
                 config.noise_seed if config.noise_seed is not None else int.from_bytes(os.urandom(8), "big")),
         )
+    picker = random.Random(config.seed)
     losses, epsilon_curve, step, stopped = [], [], 0, False
     while step < planned_steps and not stopped:
-        for batch_ids, batch_mask in loader:
+        for batch in loader:
             if step >= planned_steps:
                 break
             if should_stop and should_stop():
                 stopped = True
                 break
+            owners = None
+            if by_subject:
+                sampled = batch[0]
+                batch_ids, batch_mask, owners = subject_batch(sampled, groups, input_ids, attention_mask,
+                                                              config.max_records_per_subject, picker)
+            else:
+                batch_ids, batch_mask = batch
             optimizer.zero_grad()
             if batch_ids.shape[0]:
                 loss = sequence_losses(model, batch_ids.to(device), batch_mask.to(device)).mean()
                 loss.backward()
+                if owners is not None:
+                    average_grad_samples_per_subject(model, owners, len(sampled))
                 losses.append(float(loss.detach()))
             elif engine is not None:
                 # Poisson sampling can draw an empty batch. It must still be a step: noise only,
@@ -211,4 +298,5 @@ def train_dp_lora(base_dir: Path, texts: list[str], config: TrainConfig, out_dir
                        noise_multiplier=noise_multiplier, sample_rate=sample_rate,
                        accountant=config.accountant if config.dp else None, records=records,
                        seconds=round(time.perf_counter() - started, 3), device=str(device), stopped_early=stopped,
-                       epsilon_curve=epsilon_curve)
+                       privacy_unit=("subject" if by_subject else "record") if config.dp else "none",
+                       subjects=units if by_subject else None, epsilon_curve=epsilon_curve)

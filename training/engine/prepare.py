@@ -56,17 +56,26 @@ def sweep_stale_scratch(root: Path, live_job_ids: set[str] = frozenset()) -> lis
     return sorted(removed)
 
 
-def split_train_holdout(items: Sequence[T], holdout_fraction: float, seed: int) -> tuple[list[T], list[T]]:
+def split_train_holdout(items: Sequence[T], holdout_fraction: float, seed: int,
+                        subjects: Sequence[str] | None = None) -> tuple[list[T], list[T]]:
     """A random split: members and non-members must come from the same distribution, or the
-    membership audits measure the split instead of the model (Duan et al. 2024)."""
+    membership audits measure the split instead of the model (Duan et al. 2024). With `subjects`
+    (one per item), whole subjects go to one side: under subject-level DP the non-members must
+    be people the model never saw."""
     if not 0 <= holdout_fraction < 1:
         raise ValueError("The holdout fraction must be in [0, 1).")
-    order = list(range(len(items)))
+    if subjects is None:
+        units = list(range(len(items)))
+        unit_of = units
+    else:
+        units = list(dict.fromkeys(subjects))
+        unit_of = subjects
+    order = list(range(len(units)))
     random.Random(seed).shuffle(order)
-    cut = round(len(items) * holdout_fraction)
-    holdout = sorted(order[:cut])
-    train = sorted(order[cut:])
-    return [items[i] for i in train], [items[i] for i in holdout]
+    held = {units[i] for i in order[:round(len(units) * holdout_fraction)]}
+    train = [item for item, unit in zip(items, unit_of) if unit not in held]
+    holdout = [item for item, unit in zip(items, unit_of) if unit in held]
+    return train, holdout
 
 
 @dataclass(frozen=True)
@@ -105,11 +114,13 @@ def make_canaries(spec: CanarySpec) -> list[Canary]:
     return canaries
 
 
-def insert_canaries(records: list[str], canaries: list[Canary], seed: int) -> list[str]:
-    """The training records with each canary added `repetitions` times at random places."""
+def insert_canaries(records: list[T], canaries: list[Canary], seed: int,
+                    as_record: Callable[[int, Canary], T] | None = None) -> list[T]:
+    """The training records with each canary added `repetitions` times at random places.
+    `as_record(index, canary)` builds the inserted item (default: the canary's text)."""
     out = list(records)
     rng = random.Random(seed)
-    for canary in canaries:
+    for index, canary in enumerate(canaries):
         for _ in range(canary.repetitions):
-            out.insert(rng.randrange(len(out) + 1), canary.text)
+            out.insert(rng.randrange(len(out) + 1), as_record(index, canary) if as_record else canary.text)
     return out

@@ -4,12 +4,14 @@
 
 CONFIG.yaml:
     base_model: path/to/hf-model-directory
-    data: path/to/records.jsonl          # lines with "text" (already redacted: the portal redacts first)
+    data: path/to/records.jsonl          # lines with "text" (already redacted: the portal redacts first),
+                                         # and "subject" (an opaque id) for subject-level DP
     out: path/to/output-directory
     holdout_fraction: 0.1
     seed: 0
     canaries: {count: 10, repetitions: 1, length: 8}
     training: {epochs: 1, batch_size: 16, target_epsilon: 8.0, accountant: prv, ...}   # TrainConfig fields
+                                         # privacy_unit: subject  samples subjects, not records
 
 Writes into `out`: the adapter (PEFT format), `canaries.json` (mode 0600: the secrets the
 memorisation audit looks for), `holdout.jsonl`, `loss.svg`, `epsilon.svg` and `manifest.json`
@@ -75,15 +77,25 @@ def run(config: dict, progress=None, should_stop=None, on_checkpoint=None) -> di
     out = Path(config["out"])
     out.mkdir(parents=True, exist_ok=True)
     seed = int(config.get("seed", 0))
-    texts = [json.loads(line)["text"] for line in Path(config["data"]).read_text(encoding="utf-8").splitlines() if line.strip()]
-    train, holdout = split_train_holdout(texts, float(config.get("holdout_fraction", 0.1)), seed)
-    canaries = make_canaries(CanarySpec(**config.get("canaries", {})))
-    train_with_canaries = insert_canaries(train, canaries, seed)
+    rows = [json.loads(line) for line in Path(config["data"]).read_text(encoding="utf-8").splitlines() if line.strip()]
     known = {f.name for f in fields(TrainConfig)}
     training = {k: (tuple(v) if k == "target_modules" else v) for k, v in config.get("training", {}).items() if k in known}
     train_config = TrainConfig(seed=seed, **training)
-    result = train_dp_lora(Path(config["base_model"]), train_with_canaries, train_config, out / "adapter", progress=progress,
+    by_subject = train_config.dp and train_config.privacy_unit == "subject"
+    # Subject-level: each record's "subject" (an opaque id), split by subject; each canary is a
+    # subject of its own, all its repetitions included, as a real person's repeated secret would be.
+    items = [(row["text"], row.get("subject") if by_subject else None) for row in rows]
+    if by_subject and any(subject in (None, "") for _, subject in items):
+        raise ValueError("Subject-level DP needs a “subject” on every record of the training data.")
+    train, holdout = split_train_holdout(items, float(config.get("holdout_fraction", 0.1)), seed,
+                                         subjects=[s for _, s in items] if by_subject else None)
+    canaries = make_canaries(CanarySpec(**config.get("canaries", {})))
+    train_with_canaries = insert_canaries(train, canaries, seed, as_record=lambda i, c: (c.text, f"canary-{i}"))
+    result = train_dp_lora(Path(config["base_model"]), [t for t, _ in train_with_canaries], train_config, out / "adapter",
+                           subjects=[s for _, s in train_with_canaries] if by_subject else None, progress=progress,
                            should_stop=should_stop, on_checkpoint=on_checkpoint)
+    train = [t for t, _ in train]
+    holdout = [t for t, _ in holdout]
 
     fd = os.open(out / "canaries.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -94,7 +106,7 @@ def run(config: dict, progress=None, should_stop=None, on_checkpoint=None) -> di
     manifest = {
         "training_config": {k: v for k, v in asdict(train_config).items() if k != "noise_seed"},
         "result": {k: v for k, v in result.as_dict().items() if k not in ("losses", "epsilon_curve")},
-        "records": {"train": len(train), "holdout": len(holdout), "canaries": len(canaries),
+        "records": {"train": len(train), "holdout": len(holdout), "canaries": len(canaries), "subjects": result.subjects,
                     "canary_repetitions": canaries[0].repetitions if canaries else 0},
         "seed": seed,
         "libraries": library_versions(),
