@@ -1,0 +1,119 @@
+"""Audits of a trained adapter, and the privacy officer's release decision that they gate."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from governance.models import RestrictedQuerySet
+from training.models import TrainingRun
+
+
+class AuditState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
+ACTIVE_AUDIT_STATES = (AuditState.QUEUED, AuditState.RUNNING)
+
+
+class AdapterAudit(models.Model):
+    """One run of the memorisation and privacy attacks against a run's adapter: canary exposure,
+    verbatim extraction, PII leakage, membership inference, the DP claim tested, utility. The
+    report holds figures only, never a record, a secret or an original value. The verdict is the
+    report judged against the thresholds of the data classes the run trained on."""
+
+    job_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Names the audit's scratch directory.")
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="audits")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                     help_text="Empty: queued automatically after training.")
+    state = models.CharField(max_length=20, choices=AuditState.choices, default=AuditState.QUEUED)
+    phase = models.CharField(max_length=60, blank=True)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    config = models.JSONField(default=dict, blank=True, help_text="AuditConfig of the engine.")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.TextField(blank=True)
+    report = models.JSONField(default=dict, blank=True)
+    thresholds = models.JSONField(default=dict, blank=True, help_text="The limits the verdict applied, and where they came from.")
+    verdict = models.JSONField(default=dict, blank=True)
+    passed = models.BooleanField(null=True)
+    charts = models.JSONField(default=dict, blank=True, help_text="Chart name -> SVG text (figures only).")
+    purged_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Audit {self.pk} of run {self.run_id}"
+
+    def get_absolute_url(self):
+        return reverse("audits:audit_detail", args=[self.pk])
+
+    @classmethod
+    def narrow_visible(cls, queryset, user):
+        return queryset.filter(run__in=TrainingRun.objects.visible_to(user))
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_AUDIT_STATES
+
+    @property
+    def percent(self) -> int:
+        if self.state == AuditState.COMPLETED:
+            return 100
+        return int(100 * self.done / self.total) if self.total else 0
+
+    @property
+    def failed_checks(self) -> list[dict]:
+        return [c for c in self.verdict.get("checks", []) if not c.get("passed", True) and not c.get("advisory")]
+
+
+class ReleaseDecision(models.TextChoices):
+    RELEASED = "released", "Released"
+    BLOCKED = "blocked", "Blocked"
+
+
+class AdapterRelease(models.Model):
+    """The privacy officer's decision on an adapter, taken on one audit. Releasing an adapter
+    whose audit failed is an override and needs a written justification; both are audited. The
+    latest decision on a run stands."""
+
+    MIN_JUSTIFICATION = 40
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="release_decisions")
+    audit = models.ForeignKey(AdapterAudit, on_delete=models.PROTECT, related_name="release_decisions")
+    decision = models.CharField(max_length=20, choices=ReleaseDecision.choices)
+    override = models.BooleanField(default=False, help_text="Released although the audit failed.")
+    justification = models.TextField(blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(default=timezone.now)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-decided_at", "-pk"]
+        permissions = [("release_adapter", "Can release or block an adapter")]
+
+    def __str__(self):
+        return f"{self.get_decision_display()} run {self.run_id}"
+
+    @classmethod
+    def narrow_visible(cls, queryset, user):
+        return queryset.filter(run__in=TrainingRun.objects.visible_to(user))
+
+    @classmethod
+    def latest_for(cls, run: TrainingRun) -> "AdapterRelease | None":
+        return cls.objects.filter(run=run).first()

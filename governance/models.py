@@ -154,6 +154,24 @@ class DataClass(GovernanceRecord):
         default=0.6, validators=[MinValueValidator(0), MaxValueValidator(1)],
         help_text="Detections scoring below this are queued for the privacy officer's review.",
     )
+    # What an adapter's audit must show before it may be released (empty: not checked). The
+    # strictest limit across a run's data classes applies.
+    audit_max_exposure_bits = models.FloatField(
+        "audit: maximum canary exposure (bits)", null=True, blank=True, default=3.0, validators=[MinValueValidator(0)],
+        help_text="Highest exposure any canary may reach (Carlini et al. 2019). 3 bits: the secret ranks in the top eighth.",
+    )
+    audit_max_mia_auc = models.FloatField(
+        "audit: maximum membership-inference AUC", null=True, blank=True, default=0.6,
+        validators=[MinValueValidator(0.5), MaxValueValidator(1)], help_text="0.5 is a coin toss.",
+    )
+    audit_max_tpr_at_1pct_fpr = models.FloatField(
+        "audit: maximum TPR at 1% FPR", null=True, blank=True, default=0.05, validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="Share of members an attacker identifies while wrongly accusing 1% of non-members (0.01: no better than chance).",
+    )
+    audit_max_original_pii_hits = models.PositiveIntegerField(
+        "audit: original personal data found in samples", null=True, blank=True, default=0,
+        help_text="Original (pre-redaction) values of the dataset that generated samples may contain. 0: none.",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -35,18 +35,21 @@ ROLE_PERMISSIONS = {
     # (Engineers see their own training runs: TrainingRun.narrow_visible.)
     LEGAL: _perms("governance", ["view"], _GOVERNANCE_RECORDS + ("dataset",)) | {"training.view_basemodel"}
     | _perms("governance", ["add", "change"], ["processor", "dataprocessingagreement", "attestation"])
-    | {"governance.view_auditevent", "training.view_trainingrun", "training.view_runartifact"},
+    | {"governance.view_auditevent", "training.view_trainingrun", "training.view_runartifact"}
+    | {"audits.view_adapteraudit", "audits.view_adapterrelease"},
     PRIVACY: _perms("governance", ["view"], _GOVERNANCE_RECORDS + ("dataset",)) | {"training.view_basemodel"}
     | _perms("governance", ["add", "change"], _GOVERNANCE_RECORDS)
     | {"governance.classify_dataset", "governance.delete_dataset", "governance.view_auditevent"}
     # Only the privacy role reads original text in the review queue.
     | {"training.view_redactionreview", "training.change_redactionreview"}
-    | {"training.view_trainingrun", "training.view_runartifact", "training.cancel_any_run"},
+    | {"training.view_trainingrun", "training.view_runartifact", "training.cancel_any_run"}
+    # Only the privacy role releases or blocks an adapter, on its audit's evidence.
+    | {"audits.view_adapteraudit", "audits.view_adapterrelease", "audits.release_adapter"},
     # Regulators see nothing of the governance records; evidence packs are shared per object.
     REGULATOR: set(),
     ADMIN: _perms("governance", ["view", "add", "change"], _GOVERNANCE_RECORDS)
     | {"governance.view_dataset", "governance.view_auditevent", "training.view_basemodel", "training.view_trainingrun",
-       "training.cancel_any_run"}
+       "training.cancel_any_run", "audits.view_adapteraudit", "audits.view_adapterrelease"}
     | _perms("auth", ["view", "add", "change"], ["user"]) | {"auth.view_group"},
 }
 

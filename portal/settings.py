@@ -268,3 +268,7 @@ PROVENANT_PROGRESS_SECONDS = float(os.environ.get("PROVENANT_PROGRESS_SECONDS", 
 PROVENANT_TRAINING_TIME_LIMIT = int(os.environ.get("PROVENANT_TRAINING_TIME_LIMIT", str(24 * 3600)))
 # Intermediate checkpoints are deleted when the run ends unless this is set.
 PROVENANT_KEEP_CHECKPOINTS = os.environ.get("PROVENANT_KEEP_CHECKPOINTS", "") == "1"
+# Audits: queued on `gpu` when a run has trained; how many candidates rank each canary.
+PROVENANT_AUDIT_AFTER_TRAINING = os.environ.get("PROVENANT_AUDIT_AFTER_TRAINING", "1") == "1"
+PROVENANT_AUDIT_CANDIDATES = int(os.environ.get("PROVENANT_AUDIT_CANDIDATES", "10000"))
+PROVENANT_AUDIT_TIME_LIMIT = int(os.environ.get("PROVENANT_AUDIT_TIME_LIMIT", str(6 * 3600)))

@@ -13,6 +13,7 @@ urlpatterns = [
     path("healthz", views.health, name="health"),
     path("governance/", include("governance.urls")),
     path("training/", include("training.urls")),
+    path("audits/", include("audits.urls")),
     path("api/", include("governance.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api_schema"), name="api_docs"),

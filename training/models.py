@@ -245,6 +245,8 @@ class ArtifactKind(models.TextChoices):
     CHECKPOINT = "checkpoint", "Intermediate checkpoint file"
     CANARIES = "canaries", "Canary secrets"
     HOLDOUT = "holdout", "Holdout records (non-members for the audits)"
+    MEMBERS = "members", "Sample of training records (members for the audits)"
+    PII_INDEX = "pii_index", "HMAC index of the original and surrogate personal data (for the leakage audit)"
     CURVE = "curve", "Chart (SVG)"
     MANIFEST = "manifest", "Run manifest"
 

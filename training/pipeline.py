@@ -130,7 +130,12 @@ def execute_run(run: TrainingRun, worker: str, echo: Callable[[dict], None] | No
         _delete_artifacts(run, kinds=None)
     elif not settings.PROVENANT_KEEP_CHECKPOINTS:
         _delete_artifacts(run, kinds=[ArtifactKind.CHECKPOINT])
-    return runs.finish_run(run, outcome.pop("state"), **outcome)
+    ended = runs.finish_run(run, outcome.pop("state"), **outcome)
+    if ended.state == RunState.SUCCEEDED and settings.PROVENANT_AUDIT_AFTER_TRAINING:
+        from audits.actions import queue_audit
+
+        queue_audit(None, ended)  # the audits run as their own task on `gpu`, from the encrypted artifacts
+    return ended
 
 
 def _train_in(scratch: Path, run: TrainingRun, echo) -> dict:
@@ -156,7 +161,10 @@ def _train_in(scratch: Path, run: TrainingRun, echo) -> dict:
     manifest["redaction"] = {k: v for k, v in redaction_report.items() if k != "samples"}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
     _store_tree(run, ArtifactKind.ADAPTER, out / "adapter")
+    if (scratch / "pii_index.json").exists():
+        _store_file(run, ArtifactKind.PII_INDEX, scratch / "pii_index.json", "pii_index.json")
     for kind, name in ((ArtifactKind.CANARIES, "canaries.json"), (ArtifactKind.HOLDOUT, "holdout.jsonl"),
+                       (ArtifactKind.MEMBERS, "members.jsonl"),
                        (ArtifactKind.CURVE, "loss.svg"), (ArtifactKind.CURVE, "epsilon.svg"), (ArtifactKind.MANIFEST, "manifest.json")):
         _store_file(run, kind, out / name, name)
     return {"state": RunState.SUCCEEDED, "result": manifest["result"], "manifest": manifest, "redaction_report": redaction_report}
@@ -172,16 +180,20 @@ def _prepare_records(scratch: Path, run: TrainingRun, run_settings) -> tuple[Pat
     reports = {}
     by_subject = run_settings.training.dp and run_settings.training.privacy_unit == "subject"
     subject_numbers: dict[str, str] = {}
+    index = PersonalValueIndex() if run_settings.redaction else None
     with open(combined, "w", encoding="utf-8") as sink:
         for dataset in run.datasets.all().order_by("pk"):
             part = scratch / f"redacted-{dataset.pk}.jsonl"
             if run_settings.redaction:
                 classes = list(dataset.data_classes.all())
-                report = run_redaction(redaction.dataset_records(dataset), out=part,
+                key = redaction.pseudonym_key_for(classes)
+                spans = scratch / f"spans-{dataset.pk}.jsonl"
+                report = run_redaction(redaction.dataset_records(dataset), out=part, spans_out=spans,
                                        detector_config=redaction.detector_config_for(classes), policy=redaction.policy_for(classes),
-                                       key=redaction.pseudonym_key_for(classes), decisions=review_decisions_for(dataset),
-                                       total=dataset.record_count, sample_size=0)
+                                       key=key, decisions=review_decisions_for(dataset), total=dataset.record_count, sample_size=0)
                 reports[str(dataset.pk)] = report.as_dict()
+                index.add_dataset(redaction.dataset_records(dataset), spans, key)
+                spans.unlink()
             else:
                 with open(part, "w", encoding="utf-8") as raw:
                     count = 0
@@ -203,6 +215,8 @@ def _prepare_records(scratch: Path, run: TrainingRun, run_settings) -> tuple[Pat
                 with open(part, encoding="utf-8") as source:
                     shutil.copyfileobj(source, sink)
             part.unlink()
+    if index is not None:
+        index.save(scratch / "pii_index.json")
     summary = {"datasets": reports, "records_out": sum(r["records_out"] for r in reports.values())}
     if by_subject:
         summary["subjects"] = len(subject_numbers)
@@ -211,6 +225,39 @@ def _prepare_records(scratch: Path, run: TrainingRun, run_settings) -> tuple[Pat
 
 class SubjectFieldError(ValueError):
     pass
+
+
+class PersonalValueIndex:
+    """HMAC digests of every personal value the redaction found (the originals) and of the
+    surrogates it put in their place, under a key of this run only. The leakage audit looks for
+    them in generated text without the originals ever being stored in the clear or in a report."""
+
+    def __init__(self):
+        from audits.engine.leakage import ValueIndex
+
+        self.key = os.urandom(32)
+        self.originals, self.surrogates = ValueIndex(self.key), ValueIndex(self.key)
+
+    def add_dataset(self, records, spans_path: Path, pseudonym_key: bytes) -> None:
+        from training.engine.pii.surrogates import SurrogateGenerator
+
+        found = {}
+        with open(spans_path, encoding="utf-8") as source:
+            for line in source:
+                row = json.loads(line)
+                if row["spans"]:
+                    found[row["id"]] = row["spans"]
+        surrogates = SurrogateGenerator(pseudonym_key)
+        for record in records:
+            for span in found.get(record.id, ()):
+                value = record.text[span["start"]:span["end"]]
+                self.originals.add(value)
+                if span["action"] == "pseudonymize":
+                    self.surrogates.add(surrogates.surrogate(span["type"], value))
+
+    def save(self, path: Path) -> None:
+        data = {"key": self.key.hex(), "originals": self.originals.to_dict(), "surrogates": self.surrogates.to_dict()}
+        path.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
 
 
 def _store_tree(run: TrainingRun, kind: str, directory: Path, prefix: str = "") -> None:

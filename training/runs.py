@@ -279,9 +279,14 @@ def sweep_scratch_at_worker_start(this_worker: str) -> dict:
     scratch directory that no live run owns, and record the purge on the runs it belonged to."""
     from training.engine.prepare import scratch_contents, sweep_stale_scratch
 
+    from audits.actions import reap_dead_audits
+    from audits.models import ACTIVE_AUDIT_STATES, AdapterAudit
+
     reaped = reap_dead_runs(this_worker)
+    reap_dead_audits(this_worker)
     root = TrainingRun.scratch_root()
     live = {str(job) for job in TrainingRun.objects.filter(state__in=ACTIVE_RUN_STATES).values_list("job_id", flat=True)}
+    live |= {str(job) for job in AdapterAudit.objects.filter(state__in=ACTIVE_AUDIT_STATES).values_list("job_id", flat=True)}
     contents = {p.name: scratch_contents(p) for p in root.iterdir() if p.is_dir() and p.name not in live} if root.exists() else {}
     removed = sweep_stale_scratch(root, live)
     for run in TrainingRun.objects.filter(job_id__in=[name for name in removed if _is_uuid(name)]):

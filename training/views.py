@@ -79,8 +79,9 @@ class ReviewDetailView(LoginRequiredMixin, View):
 
 # --------------------------------------------------------------------------- training runs
 
-# What the browser may download today. The adapter is released by the privacy officer after its
-# audit (not built yet), and canary secrets and holdout records never leave through a page.
+# What the browser may download as a single artifact. The adapter leaves only as a whole, once the
+# privacy officer has released it (audits.views.AdapterDownloadView); canary secrets, member and
+# holdout records and the PII index never leave through a page.
 DOWNLOADABLE_KINDS = {ArtifactKind.CURVE: "image/svg+xml", ArtifactKind.MANIFEST: "application/json"}
 
 
@@ -104,12 +105,18 @@ class RunListView(RunAccessMixin, ListView):
 
 class RunDetailView(RunAccessMixin, View):
     def get(self, request, pk):
+        from audits.models import AdapterRelease
+        from audits.views import can_download_adapter, can_request_audit
+
         run = self.get_run(pk)
         template = "training/_run_progress.html" if request.htmx else "training/run_detail.html"
         artifacts = run.artifacts.filter(deleted_at__isnull=True)
         return render(request, template, {"run": run, "can_cancel": run.can_cancel(request.user), "artifacts": artifacts,
                                           "curves": [a for a in artifacts if a.kind == ArtifactKind.CURVE],
-                                          "downloadable": set(DOWNLOADABLE_KINDS), "stale": run.heartbeat_is_stale()})
+                                          "downloadable": set(DOWNLOADABLE_KINDS), "stale": run.heartbeat_is_stale(),
+                                          "audits": run.audits.all(), "latest_release": AdapterRelease.latest_for(run),
+                                          "can_request_audit": can_request_audit(request.user, run) and run.state == "succeeded",
+                                          "can_download_adapter": can_download_adapter(request.user, run)})
 
 
 class RunCancelView(RunAccessMixin, View):

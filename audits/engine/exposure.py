@@ -4,6 +4,11 @@ exposure = log2 |R| − log2 rank, where rank is the position of the true secret
 candidates R (the true one included), ordered by the model's log-perplexity of prefix + secret.
 Rank 1 among 10^4 candidates gives log2(10^4) = 13.29 bits, the maximum for that many.
 Candidates are scored in batches: one forward pass per batch, padding masked out.
+
+Rank exposure cannot exceed log2 |R|. Carlini et al. extrapolate past it: the candidates'
+log-perplexities are close to a skew-normal, so fitting one and reading off the probability that a
+random candidate scores at least as well as the true secret gives exposure = −log2 P(score ≤ true),
+which keeps growing when the secret is ranked first among every candidate drawn.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ import math
 import secrets as _secrets
 from dataclasses import dataclass
 
+# −log2 of the smallest positive double: the most the extrapolation can say before P underflows to 0.
+MAX_EXTRAPOLATED_BITS = 1074.0
+
 
 @dataclass(frozen=True)
 class CanaryExposure:
@@ -19,12 +27,41 @@ class CanaryExposure:
     candidates: int
     exposure_bits: float
     max_bits: float
+    extrapolated_bits: float | None = None  # skew-normal fit; None when the candidates' scores are all equal
+    # {"edges": [bins + 1 floats], "counts": [bins ints], "secret_score": float}: the candidates'
+    # log-perplexities for a chart with the canary marked. Present only when asked for.
+    histogram: dict | None = None
 
 
 def exposure_from_rank(rank: int, candidates: int) -> float:
     if not 1 <= rank <= candidates:
         raise ValueError("The rank must lie between 1 and the number of candidates.")
     return math.log2(candidates) - math.log2(rank)
+
+
+def extrapolated_exposure(candidate_scores, true_score: float) -> float | None:
+    """−log2 P(score ≤ true_score) under a skew-normal fitted to the candidates' log-perplexities
+    (lower is likelier). Not bounded by log2 of the number of candidates."""
+    import numpy as np
+    from scipy.stats import skewnorm
+
+    scores = np.asarray(candidate_scores, float)
+    if len(scores) < 3 or np.ptp(scores) == 0:
+        return None  # nothing to fit: no spread
+    shape, loc, scale = skewnorm.fit(scores)
+    log_p = float(skewnorm.logcdf(true_score, shape, loc, scale))
+    return min(-log_p / math.log(2), MAX_EXTRAPOLATED_BITS)  # logcdf is −inf once P underflows
+
+
+def score_histogram(candidate_scores, true_score: float, bins: int = 40) -> dict:
+    """A compact histogram of the candidates' scores; the range includes the true secret's score
+    so the chart can mark it even when it lies far left of every candidate."""
+    import numpy as np
+
+    scores = np.asarray(candidate_scores, float)
+    low, high = min(scores.min(), true_score), max(scores.max(), true_score)
+    counts, edges = np.histogram(scores, bins=bins, range=(low, high) if high > low else None)
+    return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts], "secret_score": float(true_score)}
 
 
 def log_perplexities(model, tokenizer, texts: list[str], batch_size: int = 256, device=None) -> list[float]:
@@ -49,9 +86,10 @@ def log_perplexities(model, tokenizer, texts: list[str], batch_size: int = 256, 
 
 
 def canary_exposure(model, tokenizer, prefix: str, secret: str, alphabet: str, *, candidates: int = 10_000,
-                    batch_size: int = 256) -> CanaryExposure:
+                    batch_size: int = 256, histogram_bins: int = 0) -> CanaryExposure:
     """Rank the true secret among `candidates` − 1 other secrets of the same format, drawn at random
-    without replacement (the full space when it is smaller)."""
+    without replacement (the full space when it is smaller); extrapolate with a skew-normal fit to
+    the other candidates' scores; with `histogram_bins`, also return their histogram."""
     space = len(alphabet) ** len(secret)
     count = min(candidates, space)
     others: set[str] = set()
@@ -64,10 +102,12 @@ def canary_exposure(model, tokenizer, prefix: str, secret: str, alphabet: str, *
                 others.add(guess)
     pool = [secret] + sorted(others)
     scores = log_perplexities(model, tokenizer, [prefix + s for s in pool], batch_size)
-    true = scores[0]
-    rank = 1 + sum(1 for s in scores[1:] if s < true)  # ties count in the secret's favour: a lower bound on exposure
+    true, others_scores = scores[0], scores[1:]
+    rank = 1 + sum(1 for s in others_scores if s < true)  # ties count in the secret's favour: a lower bound on exposure
+    # The fit describes what a random secret scores, so the true one is left out of it.
     return CanaryExposure(rank=rank, candidates=len(pool), exposure_bits=exposure_from_rank(rank, len(pool)),
-                          max_bits=math.log2(len(pool)))
+                          max_bits=math.log2(len(pool)), extrapolated_bits=extrapolated_exposure(others_scores, true),
+                          histogram=score_histogram(others_scores, true, histogram_bins) if histogram_bins else None)
 
 
 def _nth(index: int, alphabet: str, length: int) -> str:

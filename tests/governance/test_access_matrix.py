@@ -36,6 +36,12 @@ PAGES = [
     ("own run's loss curve", "get", lambda r: reverse("training:run_artifact", args=[r["run"].pk, r["curve"].pk]), {E, L, P, A}),
     ("own run's canary secrets", "get", lambda r: reverse("training:run_artifact", args=[r["run"].pk, r["canaries"].pk]), set()),
     ("own training run cancel", "post", lambda r: reverse("training:run_cancel", args=[r["run"].pk]), {E, P, A}),
+    ("own run's audit report", "get", lambda r: reverse("audits:audit_detail", args=[r["audit"].pk]), {E, L, P, A}),
+    ("own run's audit JSON", "get", lambda r: reverse("audits:audit_json", args=[r["audit"].pk]), {E, L, P, A}),
+    ("own run's audit chart", "get", lambda r: reverse("audits:audit_chart", args=[r["audit"].pk, "roc"]), {E, L, P, A}),
+    ("own run's audit re-run", "post", lambda r: reverse("audits:audit_request", args=[r["run"].pk]), {E, P}),
+    ("own run's release decision", "post", lambda r: reverse("audits:release_decision", args=[r["run"].pk]), {P}),
+    ("own run's released adapter", "get", lambda r: reverse("audits:adapter_download", args=[r["run"].pk]), {E, P}),
 ]
 for model, readers, writers in [
     ("dataclass", CATALOGUE_READERS | {"other_engineer"}, {P, A}),
@@ -122,7 +128,13 @@ def _run_with_artifacts(records):
         (Path(tmp) / "canaries.json").write_text('[{"secret": "123456"}]')
         curve = _store_file(run, ArtifactKind.CURVE, Path(tmp) / "loss.svg", "loss.svg")
         canaries = _store_file(run, ArtifactKind.CANARIES, Path(tmp) / "canaries.json", "canaries.json")
-    return {"run": run, "curve": curve, "canaries": canaries}
+    from audits.models import AdapterAudit, AdapterRelease
+    from django.contrib.auth import get_user_model
+
+    audit = AdapterAudit.objects.create(run=run, state="completed", passed=True, verdict={"passed": True, "checks": []},
+                                        charts={"roc": "<svg xmlns='http://www.w3.org/2000/svg'/>"})
+    AdapterRelease.objects.create(run=run, audit=audit, decision="released", decided_by=get_user_model().objects.get(username="priya"))
+    return {"run": run, "curve": curve, "canaries": canaries, "audit": audit}
 
 
 def _check(persona, allowed, what, status, location=""):

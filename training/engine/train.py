@@ -14,7 +14,8 @@ CONFIG.yaml:
                                          # privacy_unit: subject  samples subjects, not records
 
 Writes into `out`: the adapter (PEFT format), `canaries.json` (mode 0600: the secrets the
-memorisation audit looks for), `holdout.jsonl`, `loss.svg`, `epsilon.svg` and `manifest.json`
+memorisation audit looks for), `holdout.jsonl` (non-members), `members.jsonl` (a random sample of
+the training records, at most `audit_members`, default 1000), `loss.svg`, `epsilon.svg` and `manifest.json`
 (every parameter, library versions, seeds, and the SHA-256 of the base weights, the training
 data and the adapter).
 """
@@ -26,6 +27,7 @@ import hashlib
 import json
 import os
 import platform
+import random
 import sys
 from dataclasses import asdict, fields
 from importlib import metadata
@@ -101,6 +103,10 @@ def run(config: dict, progress=None, should_stop=None, on_checkpoint=None) -> di
     with os.fdopen(fd, "w") as handle:
         json.dump([{"prefix": c.prefix, "secret": c.secret, "repetitions": c.repetitions} for c in canaries], handle)
     (out / "holdout.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in holdout), encoding="utf-8")
+    # The members the membership audits attack, drawn at random from the training records (canaries
+    # excluded): kept, encrypted, so an audit can be re-run after the scratch is gone.
+    members = random.Random(seed + 1).sample(train, min(len(train), int(config.get("audit_members", 1000))))
+    (out / "members.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in members), encoding="utf-8")
     save_curves(out, result.losses, result.epsilon_curve)
     data_hash = hashlib.sha256("".join(json.dumps({"text": t}) + "\n" for t in train).encode()).hexdigest()
     manifest = {

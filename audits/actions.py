@@ -1,0 +1,164 @@
+"""Every state change of an audit and of an adapter's release. Atomic; each writes its audit event
+in the same transaction; Celery work is enqueued on commit."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audits.models import AdapterAudit, AdapterRelease, AuditState, ReleaseDecision
+from governance.actions import audit as audit_event
+from training.models import RunState, TrainingRun
+
+
+class ReleaseRefused(ValueError):
+    """Why an adapter cannot be released (or blocked) now, in a sentence for the privacy officer."""
+
+
+def default_audit_config() -> dict:
+    from dataclasses import asdict
+
+    from audits.engine.audit import AuditConfig
+
+    return asdict(AuditConfig(candidates=settings.PROVENANT_AUDIT_CANDIDATES))
+
+
+@transaction.atomic
+def queue_audit(actor, run: TrainingRun, *, config: dict | None = None, enqueue: bool = True) -> AdapterAudit:
+    """Queue the attacks against a trained run's adapter (after training, or again on demand)."""
+    run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+    if run.state != RunState.SUCCEEDED:
+        raise ValueError(f"Run {run.pk} has no adapter to audit ({run.get_state_display().lower()}).")
+    if run.audits.filter(state__in=(AuditState.QUEUED, AuditState.RUNNING)).exists():
+        raise ValueError(f"An audit of run {run.pk} is already queued or running.")
+    item = AdapterAudit.objects.create(run=run, requested_by=actor, config=config or default_audit_config())
+    who = f"{actor} queued" if actor else "Queued after training:"
+    audit_event(actor, "adapteraudit.queued", item, f"{who} audit {item.pk} of run {run.pk}", {"run": run.pk, "config": item.config})
+    if enqueue:
+        transaction.on_commit(lambda: enqueue_audit(item))
+    return item
+
+
+def enqueue_audit(item: AdapterAudit) -> None:
+    from audits.tasks import run_adapter_audit
+
+    result = run_adapter_audit.apply_async(args=[item.pk], queue="gpu")
+    AdapterAudit.objects.filter(pk=item.pk).update(celery_task_id=result.id)
+
+
+@transaction.atomic
+def mark_audit_started(item: AdapterAudit, worker: str) -> bool:
+    item = AdapterAudit.objects.select_for_update().get(pk=item.pk)
+    if item.state != AuditState.QUEUED:
+        return False  # a redelivered message, or already reaped
+    item.state, item.worker, item.started_at, item.phase = AuditState.RUNNING, worker[:200], timezone.now(), "starting"
+    item.save()
+    audit_event(None, "adapteraudit.started", item, f"Audit {item.pk} of run {item.run_id} started on {worker}", {"worker": worker})
+    return True
+
+
+def record_audit_progress(item: AdapterAudit, **values) -> None:
+    """Telemetry, not a decision: not an audit event."""
+    AdapterAudit.objects.filter(pk=item.pk, state=AuditState.RUNNING).update(**values)
+
+
+@transaction.atomic
+def finish_audit(item: AdapterAudit, *, report: dict, verdict: dict, thresholds: dict, charts: dict) -> AdapterAudit:
+    item = AdapterAudit.objects.select_for_update().get(pk=item.pk)
+    if item.state != AuditState.RUNNING:
+        return item
+    item.state, item.finished_at, item.phase = AuditState.COMPLETED, timezone.now(), "completed"
+    item.report, item.verdict, item.thresholds, item.charts = report, verdict, thresholds, charts
+    item.passed = bool(verdict.get("passed"))
+    item.save()
+    failed = [c["code"] for c in verdict.get("checks", []) if not c.get("passed", True) and not c.get("advisory")]
+    summary = f"Audit {item.pk} of run {item.run_id}: " + ("passed" if item.passed else f"failed ({', '.join(failed)})")
+    audit_event(None, "adapteraudit.completed", item, summary[:500],
+                {"passed": item.passed, "checks": [{k: c.get(k) for k in ("code", "value", "limit", "passed")} for c in verdict.get("checks", [])],
+                 "thresholds": thresholds})
+    return item
+
+
+@transaction.atomic
+def fail_audit(item: AdapterAudit, reason: str) -> AdapterAudit:
+    item = AdapterAudit.objects.select_for_update().get(pk=item.pk)
+    if item.state not in (AuditState.QUEUED, AuditState.RUNNING):
+        return item
+    item.state, item.finished_at, item.failure_reason, item.phase = AuditState.FAILED, timezone.now(), reason, "failed"
+    item.save()
+    audit_event(None, "adapteraudit.failed", item, f"Audit {item.pk} of run {item.run_id} failed: {reason}"[:500], {"reason": reason})
+    return item
+
+
+@transaction.atomic
+def record_audit_purge(item: AdapterAudit, report: dict) -> None:
+    AdapterAudit.objects.filter(pk=item.pk).update(purged_at=timezone.now())
+    audit_event(None, "adapteraudit.purged", item, f"Plaintext scratch of audit {item.pk} removed", report)
+
+
+def reap_dead_audits(this_worker: str | None) -> list[int]:
+    """At worker start: audits this worker node was running cannot be running any more."""
+    reaped = []
+    if not this_worker:
+        return reaped
+    for item in AdapterAudit.objects.filter(state=AuditState.RUNNING, worker=this_worker):
+        fail_audit(item, f"The worker {this_worker} stopped while the audit was in progress (killed or crashed). Run the audit again.")
+        reaped.append(item.pk)
+    return reaped
+
+
+def _latest_completed_audit(run: TrainingRun) -> AdapterAudit:
+    item = run.audits.filter(state=AuditState.COMPLETED).first()
+    if item is None:
+        raise ReleaseRefused("The adapter has no completed audit yet: it can be released or blocked only on an audit's evidence.")
+    return item
+
+
+@transaction.atomic
+def release_adapter(actor, run: TrainingRun, justification: str = "") -> AdapterRelease:
+    """Release on the latest completed audit. A failed audit can be overridden only with a
+    written justification, which the audit trail keeps."""
+    if not actor.has_perm("audits.release_adapter"):
+        raise PermissionError("Only the privacy officer releases adapters.")
+    run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+    item = _latest_completed_audit(run)
+    justification = (justification or "").strip()
+    override = not item.passed
+    if override and len(justification) < AdapterRelease.MIN_JUSTIFICATION:
+        failed = ", ".join(c["label"] for c in item.failed_checks) or "the verdict"
+        raise ReleaseRefused(f"The audit failed ({failed}). Releasing anyway is an override: write a justification of at "
+                             f"least {AdapterRelease.MIN_JUSTIFICATION} characters saying why the risk is acceptable.")
+    decision = AdapterRelease.objects.create(run=run, audit=item, decision=ReleaseDecision.RELEASED, override=override,
+                                             justification=justification, decided_by=actor)
+    verb = "released, overriding a failed audit," if override else "released"
+    audit_event(actor, "adapter.released", decision, f"{actor} {verb} the adapter of run {run.pk} (audit {item.pk})",
+                {"run": run.pk, "audit": item.pk, "audit_passed": item.passed, "override": override, "justification": justification,
+                 "adapter": {a.name: a.sha256 for a in run.artifacts.filter(kind="adapter", deleted_at__isnull=True)}})
+    return decision
+
+
+@transaction.atomic
+def block_adapter(actor, run: TrainingRun, reason: str) -> AdapterRelease:
+    if not actor.has_perm("audits.release_adapter"):
+        raise PermissionError("Only the privacy officer blocks adapters.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReleaseRefused("Say why the adapter is blocked: the engineer reads it.")
+    run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+    item = _latest_completed_audit(run)
+    decision = AdapterRelease.objects.create(run=run, audit=item, decision=ReleaseDecision.BLOCKED, justification=reason,
+                                             decided_by=actor)
+    audit_event(actor, "adapter.blocked", decision, f"{actor} blocked the adapter of run {run.pk} (audit {item.pk})",
+                {"run": run.pk, "audit": item.pk, "audit_passed": item.passed, "reason": reason})
+    return decision
+
+
+def adapter_is_released(run: TrainingRun) -> bool:
+    latest = AdapterRelease.latest_for(run)
+    return latest is not None and latest.decision == ReleaseDecision.RELEASED
+
+
+def record_adapter_download(actor, run: TrainingRun) -> None:
+    audit_event(actor, "adapter.downloaded", run, f"{actor} downloaded the adapter of run {run.pk}",
+                {"run": run.pk, "adapter": {a.name: a.sha256 for a in run.artifacts.filter(kind="adapter", deleted_at__isnull=True)}})

@@ -1,0 +1,127 @@
+"""Audit reports, their charts and JSON export, re-running an audit, and the release decision."""
+
+import io
+import json
+import zipfile
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views import View
+
+from audits import actions
+from audits.models import AdapterAudit, AdapterRelease
+from training.models import ArtifactKind, TrainingRun
+from training.views import RunAccessMixin
+
+
+def can_request_audit(user, run: TrainingRun) -> bool:
+    return run.created_by_id == user.pk or user.has_perm("audits.release_adapter")
+
+
+def can_download_adapter(user, run: TrainingRun) -> bool:
+    return (run.created_by_id == user.pk or user.has_perm("audits.release_adapter")) and actions.adapter_is_released(run)
+
+
+class DecisionForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("release", "Release the adapter"), ("block", "Block the adapter")], widget=forms.RadioSelect)
+    justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=5000,
+                                    help_text="Required to block, and to release an adapter whose audit failed (an override).")
+
+
+class AuditAccessMixin(RunAccessMixin):
+    def get_audit(self, pk) -> AdapterAudit:
+        return get_object_or_404(AdapterAudit.objects.visible_to(self.request.user).select_related("run", "run__base_model"), pk=pk)
+
+
+class AuditDetailView(AuditAccessMixin, View):
+    def get(self, request, pk):
+        item = self.get_audit(pk)
+        template = "audits/_audit_progress.html" if request.htmx else "audits/audit_detail.html"
+        run = item.run
+        return render(request, template, {
+            "audit": item, "run": run, "report": item.report, "latest_release": AdapterRelease.latest_for(run),
+            "can_decide": request.user.has_perm("audits.release_adapter") and item.state == "completed" and item == run.audits.filter(state="completed").first(),
+            "form": DecisionForm(), "curves": run.artifacts.filter(kind=ArtifactKind.CURVE, deleted_at__isnull=True),
+        })
+
+
+class AuditReportJsonView(AuditAccessMixin, View):
+    def get(self, request, pk):
+        item = self.get_audit(pk)
+        body = {"audit": item.pk, "run": item.run_id, "state": item.state, "passed": item.passed, "verdict": item.verdict,
+                "thresholds": item.thresholds, "report": item.report}
+        response = JsonResponse(body, json_dumps_params={"indent": 2, "sort_keys": True})
+        response["Content-Disposition"] = f'attachment; filename="audit-{item.pk}-run-{item.run_id}.json"'
+        return response
+
+
+class AuditChartView(AuditAccessMixin, View):
+    def get(self, request, pk, name):
+        item = self.get_audit(pk)
+        if name not in item.charts:
+            raise Http404("No such chart.")
+        response = HttpResponse(item.charts[name], content_type="image/svg+xml")
+        response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"  # an SVG may style itself, never script
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+class AuditRequestView(RunAccessMixin, View):
+    def post(self, request, pk):
+        run = self.get_run(pk)
+        if not can_request_audit(request.user, run):
+            raise PermissionDenied
+        try:
+            item = actions.queue_audit(request.user, run)
+        except ValueError as exc:
+            messages.error(request, str(exc))
+            return redirect(run)
+        messages.success(request, "Audit queued: it runs on a GPU worker.")
+        return redirect(item)
+
+
+class ReleaseDecisionView(RunAccessMixin, View):
+    def post(self, request, pk):
+        run = self.get_run(pk)
+        if not request.user.has_perm("audits.release_adapter"):
+            raise PermissionDenied
+        form = DecisionForm(request.POST)
+        latest = run.audits.filter(state="completed").first()
+        if not form.is_valid():
+            messages.error(request, "Choose to release or to block.")
+            return redirect(latest or run)
+        try:
+            if form.cleaned_data["decision"] == "release":
+                actions.release_adapter(request.user, run, form.cleaned_data["justification"])
+                messages.success(request, "Adapter released.")
+            else:
+                actions.block_adapter(request.user, run, form.cleaned_data["justification"])
+                messages.success(request, "Adapter blocked.")
+        except actions.ReleaseRefused as exc:
+            messages.error(request, str(exc))
+        return redirect(latest or run)
+
+
+class AdapterDownloadView(RunAccessMixin, View):
+    """The released adapter in PEFT format, as a zip; every download is an audit event."""
+
+    def get(self, request, pk):
+        run = self.get_run(pk)
+        if not can_download_adapter(request.user, run):
+            raise PermissionDenied("The adapter is downloadable only once the privacy officer has released it.")
+        buffer = io.BytesIO()
+        files = run.artifacts.filter(kind=ArtifactKind.ADAPTER, deleted_at__isnull=True)
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for artifact in files:
+                archive.writestr(f"adapter/{artifact.name}", artifact.read_bytes())
+            archive.writestr("adapter/SHA256SUMS", "".join(f"{a.sha256}  {a.name}\n" for a in files))
+            archive.writestr("adapter/base_model.json", json.dumps({"name": run.base_model.name, "weights": run.base_model.weight_hashes},
+                                                                   indent=2, sort_keys=True))
+        actions.record_adapter_download(request.user, run)
+        response = HttpResponse(buffer.getvalue(), content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-adapter.zip"'
+        return response
