@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from audits.models import AdapterAudit, AdapterRelease, AuditState, ReleaseDecision
 from governance.actions import audit as audit_event
+from governance.actions import follow_run
 from training.models import RunState, TrainingRun
 
 
@@ -77,6 +78,7 @@ def finish_audit(item: AdapterAudit, *, report: dict, verdict: dict, thresholds:
     audit_event(None, "adapteraudit.completed", item, summary[:500],
                 {"passed": item.passed, "checks": [{k: c.get(k) for k in ("code", "value", "limit", "passed")} for c in verdict.get("checks", [])],
                  "thresholds": thresholds})
+    follow_run(item.run)
     return item
 
 
@@ -135,6 +137,7 @@ def release_adapter(actor, run: TrainingRun, justification: str = "") -> Adapter
     audit_event(actor, "adapter.released", decision, f"{actor} {verb} the adapter of run {run.pk} (audit {item.pk})",
                 {"run": run.pk, "audit": item.pk, "audit_passed": item.passed, "override": override, "justification": justification,
                  "adapter": {a.name: a.sha256 for a in run.artifacts.filter(kind="adapter", deleted_at__isnull=True)}})
+    follow_run(run)
     return decision
 
 
@@ -151,6 +154,7 @@ def block_adapter(actor, run: TrainingRun, reason: str) -> AdapterRelease:
                                              decided_by=actor)
     audit_event(actor, "adapter.blocked", decision, f"{actor} blocked the adapter of run {run.pk} (audit {item.pk})",
                 {"run": run.pk, "audit": item.pk, "audit_passed": item.passed, "reason": reason})
+    follow_run(run)
     return decision
 
 

@@ -11,7 +11,8 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
 from governance import ingest
-from governance.models import AuditEvent, DataProcessingAgreement, Dataset, DatasetState
+from governance.models import (AWAITING_DECISION_STATES, AuditEvent, DataProcessingAgreement, Dataset, DatasetState,
+                               RequestState)
 from governance.uploads import EncryptedUpload
 from portal.keys import blob_store, master_key
 from portal.vault import text_lines
@@ -170,3 +171,230 @@ def record_download(actor, obj, what: str) -> None:
 def record_audit_export(actor, filters: dict, count: int) -> None:
     AuditEvent.append(actor=actor, action="audit_trail.exported", object_type="governance.auditevent", object_id="",
                       summary=f"{actor} exported {count} audit events", payload={"filters": filters, "count": count})
+
+
+# --------------------------------------------------------------------------- training requests
+
+
+class RequestRefused(ValueError):
+    """Why a request cannot move as asked, in a sentence for the person who asked."""
+
+
+REQUEST_FIELDS = ("title", "intended_use", "out_of_scope", "base_model", "compute_target", "leak_definition", "adversaries",
+                  "audience", "settings", "audit_thresholds")
+
+
+def _apply_request_fields(request, data: dict) -> None:
+    from training.runs import InvalidRunSettings, RunSettings
+
+    for name in REQUEST_FIELDS:
+        if name in data:
+            setattr(request, name, data[name])
+    try:
+        request.settings = RunSettings.from_dict(request.settings).as_dict()
+    except InvalidRunSettings as exc:
+        raise RequestRefused(f"The method and privacy settings are not valid: {exc}") from None
+
+
+def _check_datasets(actor, datasets) -> list:
+    datasets = list(datasets)
+    if not datasets:
+        raise RequestRefused("Name at least one dataset to train on.")
+    visible = set(Dataset.objects.visible_to(actor).filter(pk__in=[d.pk for d in datasets]).values_list("pk", flat=True))
+    if visible != {d.pk for d in datasets}:
+        raise PermissionError("You can only request training on datasets you own or that are shared with you.")
+    return datasets
+
+
+@transaction.atomic
+def create_request(actor, data: dict, datasets, *, idempotency_key: str | None = None):
+    """A draft request. The same idempotency key from the same person returns the first request
+    instead of creating a second (a retried API call)."""
+    from governance.models import TrainingRequest
+
+    if idempotency_key:
+        existing = TrainingRequest.objects.filter(requester=actor, idempotency_key=idempotency_key).first()
+        if existing:
+            return existing
+    request = TrainingRequest(requester=actor, idempotency_key=idempotency_key or None)
+    _apply_request_fields(request, data)
+    datasets = _check_datasets(actor, datasets)
+    request.save()
+    request.datasets.set(datasets)
+    audit(actor, "trainingrequest.created", request, f"{actor} drafted training request “{request}”",
+          {"content": request.content()})
+    return request
+
+
+@transaction.atomic
+def update_request(actor, request, data: dict, datasets=None):
+    """Any edit returns the request to draft and voids its approvals: they bound to what it was."""
+    from governance.models import TrainingRequest
+
+    request = TrainingRequest.objects.select_for_update().get(pk=request.pk)
+    if request.requester_id != actor.pk:
+        raise PermissionError("Only the requester edits a request.")
+    if not request.is_editable:
+        raise RequestRefused(f"The request is {request.get_state_display().lower()}: it can no longer be edited. "
+                             "Withdraw it and draft a new one.")
+    before = request.content()
+    _apply_request_fields(request, data)
+    if datasets is not None:
+        request.datasets.set(_check_datasets(actor, datasets))
+    after = request.content()
+    if after == before:
+        return request
+    voided = _void_approvals(request, "the request was edited")
+    request.state, request.content_hash, request.findings, request.updated_at = RequestState.DRAFT, "", [], timezone.now()
+    request.save()
+    audit(actor, "trainingrequest.edited", request, f"{actor} edited training request “{request}”; back to draft"
+          + (f", {voided} approval(s) voided" if voided else ""),
+          {"changed": sorted(k for k in after if after[k] != before.get(k)), "voided_approvals": voided})
+    return request
+
+
+def _void_approvals(request, reason: str) -> int:
+    return request.approvals.filter(voided_at__isnull=True).update(voided_at=timezone.now(), void_reason=reason)
+
+
+@transaction.atomic
+def submit_request(actor, request):
+    """Freeze the content hash and the policy findings; the approvers take it from here. A request
+    with a blocker finding cannot be submitted: nothing trains while a blocker stands."""
+    from governance import policy
+    from governance.models import TrainingRequest
+
+    request = TrainingRequest.objects.select_for_update().get(pk=request.pk)
+    if request.requester_id != actor.pk:
+        raise PermissionError("Only the requester submits a request.")
+    if request.state not in (RequestState.DRAFT, RequestState.REJECTED):
+        raise RequestRefused(f"The request is {request.get_state_display().lower()}, not a draft.")
+    findings = [f.as_dict() for f in policy.findings_for(request)]
+    blockers = [f for f in findings if f["severity"] == "blocker"]
+    if blockers:
+        raise RequestRefused("The request cannot be submitted while these stand: " + " ".join(f["message"] for f in blockers))
+    request.findings, request.content_hash = findings, request.compute_content_hash()
+    request.state, request.submitted_at, request.updated_at = RequestState.SUBMITTED, timezone.now(), timezone.now()
+    request.save()
+    audit(actor, "trainingrequest.submitted", request, f"{actor} submitted training request “{request}” for approval",
+          {"content_hash": request.content_hash, "findings": findings, "required_approvals": request.required_approvals()})
+    return request
+
+
+def _approval_role(request, actor) -> str:
+    """The slot this person's signature fills: their own role's first, then an additional one."""
+    from portal.roles import ADMIN, LEGAL, PRIVACY, roles_of
+
+    roles = roles_of(actor)
+    missing = request.missing_approvals()
+    for role in (PRIVACY, LEGAL):
+        if role in roles and missing.get(role):
+            return role
+    if roles & {LEGAL, PRIVACY, ADMIN} and missing.get("additional"):
+        return "additional"
+    if roles & {LEGAL, PRIVACY}:
+        raise RequestRefused("Every approval your role can give on this request has been given.")
+    raise PermissionError("Only legal counsel, the privacy officer (and administrators, as additional approvers) decide requests.")
+
+
+@transaction.atomic
+def decide_request(actor, request, decision: str, *, comment: str = "", conditions: str = ""):
+    """Approve or reject the submitted version. The last approval dispatches the run, exactly once."""
+    from governance.models import Approval, ApprovalDecision, TrainingRequest
+
+    request = TrainingRequest.objects.select_for_update().get(pk=request.pk)
+    if request.state not in AWAITING_DECISION_STATES:
+        raise RequestRefused(f"The request is {request.get_state_display().lower()}: there is nothing to decide.")
+    if request.requester_id == actor.pk:
+        raise PermissionError("You requested this training: someone else must decide it.")
+    current = request.compute_content_hash()
+    if current != request.content_hash:
+        raise RequestRefused("The records this request names changed since it was submitted (a dataset, data class, compute "
+                             "target or DPA): the requester must review and resubmit it.")
+    if request.approvals.filter(approver=actor, content_hash=current).exists():
+        raise RequestRefused("You have already signed this version of the request.")
+    if decision == ApprovalDecision.REJECT and not comment.strip():
+        raise RequestRefused("Give the reasons for rejecting: the requester reads them.")
+    role = _approval_role(request, actor)
+    approval = Approval.objects.create(request=request, approver=actor, role=role, decision=decision, comment=comment,
+                                       conditions=conditions, content_hash=current)
+    if decision == ApprovalDecision.REJECT:
+        request.state, request.decided_at = RequestState.REJECTED, timezone.now()
+        _void_approvals(request, "the request was rejected")
+    else:
+        request.state = RequestState.IN_REVIEW
+    request.updated_at = timezone.now()
+    request.save()
+    verb = "approved" if decision == ApprovalDecision.APPROVE else "rejected"
+    audit(actor, f"trainingrequest.{verb}", request, f"{actor} ({approval.get_role_display()}) {verb} training request “{request}”",
+          {"content_hash": current, "role": role, "comment": comment, "conditions": conditions})
+    if decision == ApprovalDecision.APPROVE and not request.missing_approvals():
+        _dispatch(request)
+    return approval
+
+
+def _dispatch(request) -> None:
+    """Approved: create the run and queue it (training, then audits) once the transaction commits.
+    The conditional update makes this happen once, even if two last approvals race."""
+    from governance import policy
+    from governance.models import TrainingRequest
+    from training.runs import create_run
+
+    claimed = TrainingRequest.objects.filter(pk=request.pk, run__isnull=True, state=RequestState.IN_REVIEW).update(
+        state=RequestState.APPROVED, decided_at=timezone.now())
+    if not claimed:
+        return
+    request.refresh_from_db()
+    audit(None, "trainingrequest.fully_approved", request, f"Training request “{request}” has every approval it needs",
+          {"content_hash": request.content_hash, "approvals": list(request.valid_approvals().values_list("approver__username", flat=True))})
+    blockers = [f for f in policy.findings_for(request) if f.severity == "blocker"]
+    if blockers:  # something lapsed while the approvers read it: approved, but it does not train
+        audit(None, "trainingrequest.dispatch_refused", request, f"Training request “{request}” was not dispatched: a rule is broken",
+              {"blockers": [f.as_dict() for f in blockers]})
+        return
+    run = create_run(request.requester, request.base_model, request.datasets.all(), request.settings, queue=request.compute_target.celery_queue)
+    TrainingRequest.objects.filter(pk=request.pk).update(run=run, state=RequestState.QUEUED)
+    audit(None, "trainingrequest.dispatched", request, f"Training request “{request}” queued as run {run.pk}", {"run": run.pk})
+
+
+@transaction.atomic
+def withdraw_request(actor, request, reason: str = ""):
+    from governance.models import TrainingRequest
+
+    request = TrainingRequest.objects.select_for_update().get(pk=request.pk)
+    if not request.can_withdraw(actor):
+        raise RequestRefused("Only the requester withdraws a request, and only before it is queued.")
+    _void_approvals(request, "the request was withdrawn")
+    request.state, request.updated_at = RequestState.WITHDRAWN, timezone.now()
+    request.save()
+    audit(actor, "trainingrequest.withdrawn", request, f"{actor} withdrew training request “{request}”", {"reason": reason})
+    return request
+
+
+# What the request shows once its run exists: it follows the run, its audit and the release.
+_RUN_TO_REQUEST = {"running": RequestState.RUNNING, "failed": RequestState.FAILED, "cancelled": RequestState.CANCELLED}
+
+
+def follow_run(run) -> None:
+    """Bring a dispatched request's state in line with its run, audit and release decision.
+    Called by the actions that change those, inside their transactions."""
+    from governance.models import TrainingRequest
+
+    request = TrainingRequest.objects.filter(run=run).first()
+    if request is None:
+        return
+    state = _RUN_TO_REQUEST.get(run.state, request.state)
+    if run.state == "succeeded":
+        from audits.models import AdapterRelease, AuditState
+
+        release = AdapterRelease.latest_for(run)
+        if release is not None:
+            state = RequestState.RELEASED if release.decision == "released" else RequestState.BLOCKED
+        elif run.audits.filter(state=AuditState.COMPLETED).exists():
+            state = RequestState.AUDITED
+        else:
+            state = RequestState.RUNNING  # trained; its audit runs next
+    if state != request.state:
+        TrainingRequest.objects.filter(pk=request.pk).update(state=state, updated_at=timezone.now())
+        audit(None, "trainingrequest.state_changed", request, f"Training request “{request}” is now {RequestState(state).label.lower()}",
+              {"from": request.state, "to": state, "run": run.pk})

@@ -31,12 +31,14 @@ def _perms(app, verbs, models):
 ROLE_PERMISSIONS = {
     # Engineers read the catalogue they choose from and upload datasets; which datasets they
     # see is decided per object (their own and those shared with them).
-    ENGINEER: _perms("governance", ["view"], ["dataclass", "computetarget"]) | {"governance.add_dataset", "training.view_basemodel"},
+    ENGINEER: _perms("governance", ["view"], ["dataclass", "computetarget"]) | {"governance.add_dataset", "training.view_basemodel"}
+    | {"governance.add_trainingrequest"},
     # (Engineers see their own training runs: TrainingRun.narrow_visible.)
     LEGAL: _perms("governance", ["view"], _GOVERNANCE_RECORDS + ("dataset",)) | {"training.view_basemodel"}
     | _perms("governance", ["add", "change"], ["processor", "dataprocessingagreement", "attestation"])
     | {"governance.view_auditevent", "training.view_trainingrun", "training.view_runartifact"}
-    | {"audits.view_adapteraudit", "audits.view_adapterrelease"},
+    | {"audits.view_adapteraudit", "audits.view_adapterrelease"}
+    | {"governance.view_trainingrequest", "governance.decide_trainingrequest", "governance.view_approval"},
     PRIVACY: _perms("governance", ["view"], _GOVERNANCE_RECORDS + ("dataset",)) | {"training.view_basemodel"}
     | _perms("governance", ["add", "change"], _GOVERNANCE_RECORDS)
     | {"governance.classify_dataset", "governance.delete_dataset", "governance.view_auditevent"}
@@ -44,12 +46,14 @@ ROLE_PERMISSIONS = {
     | {"training.view_redactionreview", "training.change_redactionreview"}
     | {"training.view_trainingrun", "training.view_runartifact", "training.cancel_any_run"}
     # Only the privacy role releases or blocks an adapter, on its audit's evidence.
-    | {"audits.view_adapteraudit", "audits.view_adapterrelease", "audits.release_adapter"},
+    | {"audits.view_adapteraudit", "audits.view_adapterrelease", "audits.release_adapter"}
+    | {"governance.view_trainingrequest", "governance.decide_trainingrequest", "governance.view_approval"},
     # Regulators see nothing of the governance records; evidence packs are shared per object.
     REGULATOR: set(),
     ADMIN: _perms("governance", ["view", "add", "change"], _GOVERNANCE_RECORDS)
     | {"governance.view_dataset", "governance.view_auditevent", "training.view_basemodel", "training.view_trainingrun",
-       "training.cancel_any_run", "audits.view_adapteraudit", "audits.view_adapterrelease"}
+       "training.cancel_any_run", "audits.view_adapteraudit", "audits.view_adapterrelease",
+       "governance.view_trainingrequest", "governance.decide_trainingrequest", "governance.view_approval"}
     | _perms("auth", ["view", "add", "change"], ["user"]) | {"auth.view_group"},
 }
 

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from governance.actions import audit
+from governance.actions import audit, follow_run
 from governance.models import DatasetFormat, DatasetState, FineTuningUse
 from training.engine.dp_lora import TrainConfig
 from training.engine.prepare import CanarySpec
@@ -141,11 +141,21 @@ def start_blockers(run: TrainingRun) -> list[str]:
         if pending:
             reasons.append(f"Dataset “{dataset}” has {pending} high-risk redaction review item(s) that the privacy officer "
                            "has not decided yet.")
+    from governance.models import TrainingRequest
+
+    request = TrainingRequest.objects.filter(run=run).first()
+    if request is not None:
+        # The request's rules again, as of now: a DPA may have lapsed since the approvals.
+        from governance import policy
+
+        for finding in policy.findings_for(request, at_start=True):
+            if finding.severity == "blocker" and finding.message not in reasons:
+                reasons.append(finding.message)
     return reasons
 
 
 @transaction.atomic
-def create_run(actor, base_model, datasets, config: dict, *, enqueue: bool = True) -> TrainingRun:
+def create_run(actor, base_model, datasets, config: dict, *, enqueue: bool = True, queue: str = "gpu") -> TrainingRun:
     """Register a run and queue it on its compute queue once the transaction commits."""
     from governance.models import Dataset
 
@@ -162,14 +172,14 @@ def create_run(actor, base_model, datasets, config: dict, *, enqueue: bool = Tru
           {"base_model": base_model.name, "base_model_weights": base_model.weight_hashes,
            "datasets": {str(d.pk): d.sha256 for d in datasets}, "config": run.config})
     if enqueue:
-        transaction.on_commit(lambda: enqueue_run(run))
+        transaction.on_commit(lambda: enqueue_run(run, queue))
     return run
 
 
-def enqueue_run(run: TrainingRun) -> None:
+def enqueue_run(run: TrainingRun, queue: str = "gpu") -> None:
     from training.tasks import run_training
 
-    result = run_training.apply_async(args=[run.pk], queue="gpu")
+    result = run_training.apply_async(args=[run.pk], queue=queue)
     TrainingRun.objects.filter(pk=run.pk).update(celery_task_id=result.id)
 
 
@@ -185,6 +195,7 @@ def request_cancel(actor, run: TrainingRun) -> TrainingRun:
         run.state, run.finished_at, run.phase = RunState.CANCELLED, timezone.now(), "cancelled before it started"
     run.save()
     audit(actor, "trainingrun.cancel_requested", run, f"{actor} cancelled training run {run.pk}", {"state": run.state})
+    follow_run(run)
     return run
 
 
@@ -199,6 +210,7 @@ def mark_started(run: TrainingRun, worker: str) -> bool:
     run.state, run.worker, run.started_at, run.heartbeat_at, run.phase = RunState.RUNNING, worker[:200], now, now, "starting"
     run.save()
     audit(None, "trainingrun.started", run, f"Training run {run.pk} started on {worker}", {"worker": worker})
+    follow_run(run)
     return True
 
 
@@ -232,6 +244,7 @@ def finish_run(run: TrainingRun, state: str, *, reason: str = "", result: dict |
                RunState.FAILED: f"Training run {run.pk} failed: {reason}"}[state]
     audit(None, f"trainingrun.{state}", run, summary[:500],
           {"reason": reason, "epsilon": run.epsilon_spent, "steps": run.step, "adapter": (manifest or {}).get("hashes", {}).get("adapter")})
+    follow_run(run)
     return run
 
 
@@ -251,6 +264,7 @@ def fail_dead_run(run: TrainingRun, reason: str) -> bool:
     run.state, run.finished_at, run.failure_reason, run.phase = RunState.FAILED, timezone.now(), reason, "failed"
     run.save()
     audit(None, "trainingrun.failed", run, f"Training run {run.pk} failed: {reason}"[:500], {"reason": reason, "reaped": True})
+    follow_run(run)
     return True
 
 

@@ -1,0 +1,410 @@
+"""Policy: pure functions from a training request and its context to findings.
+
+`context_for` reads the models once into plain data (`PolicyContext`); each rule is a small
+function of that context alone, with no database access, so a rule is tested by the request that
+makes it fire and the one that does not. A finding is a `blocker` (nothing trains while it stands)
+or a `warning`, with a stable code and one sentence a lawyer understands.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+
+from django.utils import timezone
+
+from governance.ledger import Budget, budget_for
+from governance.models import (Adversary, AttestationKind, ComputeKind, DatasetState, FineTuningUse, Segment)
+
+BLOCKER, WARNING = "blocker", "warning"
+HIGH_DUPLICATE_SHARE = 0.10  # above this, de-duplication drops much of the data and repeats weaken DP
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str  # "blocker" or "warning"
+    code: str
+    message: str  # a sentence a lawyer understands
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- the context
+
+
+@dataclass(frozen=True)
+class ClassRules:
+    name: str
+    fine_tuning_use: str
+    dp_required: bool
+    max_epsilon: float | None
+    max_delta: float | None
+    redaction_required: bool
+    allowed_compute_kinds: tuple[str, ...]
+    allowed_regions: tuple[str, ...]
+    high_risk: bool
+    max_total_epsilon: float | None
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    name: str
+    state: str
+    segment: str
+    classes: tuple[ClassRules, ...]
+    duplicate_share: float | None  # None: not measured, so not checked
+    budget: Budget
+    pending_high_risk_reviews: int
+
+
+@dataclass(frozen=True)
+class DpaFacts:
+    name: str
+    lapse_reasons: tuple[str, ...]  # empty: in force
+    no_retention_of_training_data: bool
+    no_training_on_customer_data: bool
+    processing_regions: tuple[str, ...]
+    required_attestations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ComputeFacts:
+    name: str
+    kind: str
+    region: str
+    active: bool
+    processor: str  # "" when none
+    dpa: DpaFacts | None
+    expired_attestations: tuple[str, ...]  # kinds the processor held, none of which is valid today
+
+
+@dataclass(frozen=True)
+class ThreatModel:
+    leak_definition: str
+    adversaries: tuple[str, ...]
+    audience: str
+    intended_use: str
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    datasets: tuple[DatasetFacts, ...]
+    settings: object  # training.runs.RunSettings; None when the stored settings are invalid
+    settings_error: str
+    compute: ComputeFacts
+    base_model: str
+    base_model_licence: str
+    threat: ThreatModel
+    at_start: bool = False
+
+
+def _duplicate_share(profile: dict) -> float | None:
+    """The share of repeated records, if a profile measured it (the PII profile does not yet)."""
+    if "duplicate_share" in profile:
+        return float(profile["duplicate_share"])
+    if profile.get("total_records") and "exact_duplicates" in profile:
+        return (profile["exact_duplicates"] + profile.get("near_duplicates", 0)) / profile["total_records"]
+    return None
+
+
+def _class_rules(data_class) -> ClassRules:
+    return ClassRules(
+        name=data_class.name, fine_tuning_use=data_class.fine_tuning_use, dp_required=data_class.dp_required,
+        max_epsilon=data_class.max_epsilon, max_delta=data_class.max_delta, redaction_required=data_class.redaction_required,
+        allowed_compute_kinds=tuple(data_class.allowed_compute_kinds or ()), allowed_regions=tuple(data_class.allowed_regions or ()),
+        high_risk=data_class.high_risk, max_total_epsilon=data_class.max_total_epsilon,
+    )
+
+
+def _compute_facts(target, today: dt.date) -> ComputeFacts:
+    dpa, processor = target.dpa, target.processor or (target.dpa.processor if target.dpa else None)
+    expired = ()
+    if processor is not None:
+        attestations = list(processor.attestations.all())
+        held = sorted({a.kind for a in attestations})
+        expired = tuple(k for k in held if not any(a.kind == k and a.valid_on(today) for a in attestations)
+                        and any(a.kind == k and a.expires_on < today for a in attestations))
+    dpa_facts = None
+    if dpa is not None:
+        dpa_facts = DpaFacts(
+            name=str(dpa), lapse_reasons=tuple(dpa.lapses_on(today)),
+            no_retention_of_training_data=dpa.no_retention_of_training_data,
+            no_training_on_customer_data=dpa.no_training_on_customer_data,
+            processing_regions=tuple(dpa.processing_regions or ()), required_attestations=tuple(dpa.required_attestations or ()),
+        )
+    return ComputeFacts(name=target.name, kind=target.kind, region=target.region, active=target.active,
+                        processor=str(processor) if processor else "", dpa=dpa_facts, expired_attestations=expired)
+
+
+def context_for(request, today: dt.date | None = None, *, at_start: bool = False) -> PolicyContext:
+    """Read everything the rules need from the models, once."""
+    from training.models import RedactionReview, ReviewDecision, ReviewReason
+    from training.runs import InvalidRunSettings, RunSettings
+
+    today = today or timezone.localdate()
+    try:
+        run_settings, settings_error = RunSettings.from_dict(request.settings), ""
+    except InvalidRunSettings as exc:
+        run_settings, settings_error = None, str(exc)
+    datasets = []
+    for dataset in request.datasets.all().prefetch_related("data_classes").order_by("pk"):
+        pending = RedactionReview.objects.filter(dataset=dataset, decision=ReviewDecision.PENDING, reason=ReviewReason.HIGH_RISK).count()
+        datasets.append(DatasetFacts(
+            name=dataset.name, state=dataset.state, segment=dataset.segment,
+            classes=tuple(_class_rules(c) for c in dataset.data_classes.all()),
+            duplicate_share=_duplicate_share(dataset.pii_profile or {}), budget=budget_for(dataset),
+            pending_high_risk_reviews=pending,
+        ))
+    threat = ThreatModel(leak_definition=request.leak_definition or "", adversaries=tuple(request.adversaries or ()),
+                         audience=request.audience or "", intended_use=request.intended_use or "")
+    return PolicyContext(datasets=tuple(datasets), settings=run_settings, settings_error=settings_error,
+                         compute=_compute_facts(request.compute_target, today), base_model=request.base_model.name,
+                         base_model_licence=request.base_model.licence or "", threat=threat, at_start=at_start)
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+def _where(dataset: DatasetFacts, data_class: ClassRules) -> str:
+    return f"The dataset “{dataset.name}” is in data class “{data_class.name}”, which"
+
+
+def _since(ctx: PolicyContext) -> str:
+    """At the job's start, a change is news since the approvals: say so."""
+    return " since the request was approved" if ctx.at_start else ""
+
+
+def _class_pairs(ctx: PolicyContext):
+    for dataset in ctx.datasets:
+        for data_class in dataset.classes:
+            yield dataset, data_class
+
+
+def settings_invalid(ctx):
+    if ctx.settings is None:
+        yield Finding(BLOCKER, "settings_invalid", f"The training settings are not valid: {ctx.settings_error}")
+
+
+def class_forbids_fine_tuning(ctx):
+    for dataset, data_class in _class_pairs(ctx):
+        if data_class.fine_tuning_use == FineTuningUse.FORBIDDEN:
+            yield Finding(BLOCKER, "class_forbids_fine_tuning", f"{_where(dataset, data_class)} forbids fine-tuning.")
+
+
+def eval_only_dataset(ctx):
+    for dataset in ctx.datasets:
+        if dataset.segment == Segment.EVAL_ONLY:
+            yield Finding(BLOCKER, "eval_only_dataset",
+                          f"The dataset “{dataset.name}” is marked for evaluation only: it may not be used for training.")
+        for data_class in dataset.classes:
+            if data_class.fine_tuning_use == FineTuningUse.EVAL_ONLY:
+                yield Finding(BLOCKER, "eval_only_dataset",
+                              f"{_where(dataset, data_class)} may be used for evaluation only, not for training.")
+
+
+def dp_required(ctx):
+    if ctx.settings is None or ctx.settings.training.dp:
+        return
+    for dataset, data_class in _class_pairs(ctx):
+        if data_class.dp_required:
+            yield Finding(BLOCKER, "dp_required",
+                          f"{_where(dataset, data_class)} requires differential privacy, and this request trains without it.")
+
+
+def epsilon_above_class_max(ctx):
+    if ctx.settings is None or not ctx.settings.training.dp:
+        return
+    eps = ctx.settings.training.target_epsilon
+    for dataset, data_class in _class_pairs(ctx):
+        if data_class.max_epsilon is not None and eps > data_class.max_epsilon:
+            yield Finding(BLOCKER, "epsilon_above_class_max",
+                          f"{_where(dataset, data_class)} allows a privacy loss of at most ε = {data_class.max_epsilon:g}; "
+                          f"this request targets ε = {eps:g}.")
+
+
+def delta_above_class_max(ctx):
+    # δ None means 1/N (N the records or subjects trained on), which the class allows.
+    if ctx.settings is None or not ctx.settings.training.dp or ctx.settings.training.target_delta is None:
+        return
+    delta = ctx.settings.training.target_delta
+    for dataset, data_class in _class_pairs(ctx):
+        if data_class.max_delta is not None and delta > data_class.max_delta:
+            yield Finding(BLOCKER, "delta_above_class_max",
+                          f"{_where(dataset, data_class)} allows at most δ = {data_class.max_delta:g}; this request uses δ = {delta:g}.")
+
+
+def redaction_required(ctx):
+    if ctx.settings is None or ctx.settings.redaction:
+        return
+    for dataset, data_class in _class_pairs(ctx):
+        if data_class.redaction_required:
+            yield Finding(BLOCKER, "redaction_required",
+                          f"{_where(dataset, data_class)} requires redaction of personal data, and this request turns it off.")
+
+
+def dataset_shredded(ctx):
+    for dataset in ctx.datasets:
+        if dataset.state == DatasetState.SHREDDED:
+            yield Finding(BLOCKER, "dataset_shredded",
+                          f"The dataset “{dataset.name}” was crypto-shredded{_since(ctx)}: its content can no longer be used.")
+
+
+def pending_high_risk_reviews(ctx):
+    for dataset in ctx.datasets:
+        if n := dataset.pending_high_risk_reviews:
+            yield Finding(BLOCKER, "pending_high_risk_reviews",
+                          f"The dataset “{dataset.name}” has {n} high-risk redaction review item{'s' if n != 1 else ''} "
+                          "that the privacy officer has not decided yet.")
+
+
+def high_duplicate_rate(ctx):
+    for dataset in ctx.datasets:
+        if dataset.duplicate_share is not None and dataset.duplicate_share > HIGH_DUPLICATE_SHARE:
+            yield Finding(WARNING, "high_duplicate_rate",
+                          f"{dataset.duplicate_share:.0%} of the records of dataset “{dataset.name}” are duplicates: "
+                          "de-duplication will drop them, and a record repeated in training is protected less by "
+                          "differential privacy than a single one.")
+
+
+def privacy_budget_exceeded(ctx):
+    """Spent (the ledger, composed) plus this request's target ε (added: basic composition is the
+    conservative bound before the run exists) must stay within the tightest class cap."""
+    if ctx.settings is None:
+        return
+    t = ctx.settings.training
+    for dataset in ctx.datasets:
+        budget = dataset.budget
+        if budget.cap is None:
+            continue
+        where = f"Data class “{budget.cap_class}” caps the total privacy loss on dataset “{dataset.name}” at ε = {budget.cap:g}"
+        if budget.epsilon is None:
+            yield Finding(BLOCKER, "privacy_budget_exceeded",
+                          f"{where}; a past run trained on it without differential privacy, so its budget is spent.")
+        elif not t.dp:
+            yield Finding(BLOCKER, "privacy_budget_exceeded",
+                          f"{where}; this request trains without differential privacy, which no budget covers.")
+        elif budget.epsilon + t.target_epsilon > budget.cap:
+            yield Finding(BLOCKER, "privacy_budget_exceeded",
+                          f"{where}; {budget.runs} earlier run{'s' if budget.runs != 1 else ''} spent ε = {budget.epsilon:.3g} "
+                          f"and this request adds up to ε = {t.target_epsilon:g}, a total of {budget.epsilon + t.target_epsilon:.3g}.")
+
+
+def _needs_dpa(ctx) -> bool:
+    return ctx.compute.kind == ComputeKind.EXTERNAL_PROVIDER or ctx.compute.dpa is not None
+
+
+def no_dpa_in_force(ctx):
+    c = ctx.compute
+    if c.kind == ComputeKind.EXTERNAL_PROVIDER and c.dpa is None:
+        yield Finding(BLOCKER, "no_dpa_in_force",
+                      f"The compute target “{c.name}” is an external provider, and no data processing agreement covers it.")
+    elif _needs_dpa(ctx) and c.dpa.lapse_reasons:
+        with_whom = f" with {c.processor}" if c.processor else ""
+        yield Finding(BLOCKER, "no_dpa_in_force",
+                      f"The data processing agreement “{c.dpa.name}”{with_whom} is not in force{_since(ctx) or ' today'}: "
+                      f"{'; '.join(c.dpa.lapse_reasons)}.")
+
+
+def dpa_missing_no_retention(ctx):
+    c = ctx.compute
+    if c.dpa is not None and not c.dpa.no_retention_of_training_data:
+        yield Finding(BLOCKER, "dpa_missing_no_retention",
+                      f"The data processing agreement “{c.dpa.name}” does not forbid the processor to retain the training data.")
+
+
+def dpa_missing_no_training(ctx):
+    c = ctx.compute
+    if c.dpa is not None and not c.dpa.no_training_on_customer_data:
+        yield Finding(BLOCKER, "dpa_missing_no_training",
+                      f"The data processing agreement “{c.dpa.name}” does not forbid the processor to train its own models on our data.")
+
+
+def region_outside_dpa(ctx):
+    c = ctx.compute
+    if c.dpa is not None and c.dpa.processing_regions and c.region not in c.dpa.processing_regions:
+        yield Finding(BLOCKER, "region_outside_dpa",
+                      f"The compute target “{c.name}” runs in {c.region}, which the data processing agreement “{c.dpa.name}” "
+                      f"does not list among its processing regions ({', '.join(c.dpa.processing_regions)}).")
+
+
+def region_not_allowed(ctx):
+    for dataset, data_class in _class_pairs(ctx):
+        if data_class.allowed_regions and ctx.compute.region not in data_class.allowed_regions:
+            yield Finding(BLOCKER, "region_not_allowed",
+                          f"{_where(dataset, data_class)} may be processed only in {', '.join(data_class.allowed_regions)}; "
+                          f"the compute target “{ctx.compute.name}” is in {ctx.compute.region}.")
+
+
+def _kind_label(kind: str) -> str:
+    return ComputeKind(kind).label.lower() if kind in ComputeKind.values else kind
+
+
+def compute_kind_not_allowed(ctx):
+    for dataset, data_class in _class_pairs(ctx):
+        if data_class.allowed_compute_kinds and ctx.compute.kind not in data_class.allowed_compute_kinds:
+            allowed = " or ".join(_kind_label(k) for k in data_class.allowed_compute_kinds)
+            yield Finding(BLOCKER, "compute_kind_not_allowed",
+                          f"{_where(dataset, data_class)} may be processed only on compute that is {allowed}; "
+                          f"the compute target “{ctx.compute.name}” is {_kind_label(ctx.compute.kind)}.")
+
+
+def compute_inactive(ctx):
+    if not ctx.compute.active:
+        yield Finding(BLOCKER, "compute_inactive", f"The compute target “{ctx.compute.name}” was taken out of service{_since(ctx)}.")
+
+
+def attestation_expired(ctx):
+    """A warning only: when the DPA requires the attestation, its lapse is already a blocker."""
+    c = ctx.compute
+    for kind in c.expired_attestations:
+        label = AttestationKind(kind).label if kind in AttestationKind.values else kind
+        yield Finding(WARNING, "attestation_expired", f"The {label} attestation of {c.processor} has expired and has not been renewed.")
+
+
+def canaries_off(ctx):
+    if ctx.settings is not None and ctx.settings.canaries.count == 0:
+        yield Finding(WARNING, "canaries_off",
+                      "No canaries are planted: the memorisation audit will not be able to measure how much the adapter "
+                      "exposes a secret it saw in training.")
+
+
+def base_model_licence_unknown(ctx):
+    if not ctx.base_model_licence.strip():
+        yield Finding(WARNING, "base_model_licence_unknown",
+                      f"The licence of the base model “{ctx.base_model}” is not recorded: it is unknown whether it may be adapted and used.")
+
+
+def threat_model_incomplete(ctx):
+    t, missing = ctx.threat, []
+    if not t.leak_definition.strip():
+        missing.append("what counts as a leak")
+    if not [a for a in t.adversaries if a in Adversary.values]:
+        missing.append("who might try to extract the data")
+    if not t.audience:
+        missing.append("who will query the model")
+    if not t.intended_use.strip():
+        missing.append("what the adapter is for")
+    if missing:
+        yield Finding(BLOCKER, "threat_model_incomplete", f"The threat model is incomplete: it does not say {', nor '.join(missing)}.")
+
+
+RULES = (
+    settings_invalid, class_forbids_fine_tuning, eval_only_dataset, dp_required, epsilon_above_class_max,
+    delta_above_class_max, redaction_required, dataset_shredded, pending_high_risk_reviews, high_duplicate_rate,
+    privacy_budget_exceeded, no_dpa_in_force, dpa_missing_no_retention, dpa_missing_no_training, region_outside_dpa,
+    region_not_allowed, compute_kind_not_allowed, compute_inactive, attestation_expired, canaries_off,
+    base_model_licence_unknown, threat_model_incomplete,
+)
+
+
+def evaluate(ctx: PolicyContext) -> list[Finding]:
+    """Every rule over one context; blockers first, in rule order."""
+    findings = [f for rule in RULES for f in rule(ctx)]
+    return sorted(findings, key=lambda f: f.severity != BLOCKER)
+
+
+def findings_for(request, today: dt.date | None = None, *, at_start: bool = False) -> list[Finding]:
+    """The findings for a request as of `today` (default: today). `at_start`: evaluated when the
+    job starts, after the approvals."""
+    return evaluate(context_for(request, today, at_start=at_start))
