@@ -51,7 +51,21 @@ def thresholds_for(run: TrainingRun) -> dict:
             continue
         strictest = min(v for v, _ in values)
         chosen[name] = {"value": strictest, "from": sorted(n for v, n in values if v == strictest)}
+    _apply_request_limits(run, chosen)
     return chosen
+
+
+def _apply_request_limits(run: TrainingRun, chosen: dict) -> None:
+    """A request may set stricter limits than its data classes, never looser ones."""
+    from governance.models import TrainingRequest
+
+    request = TrainingRequest.objects.filter(run=run).first()
+    for name, value in ((request.audit_thresholds or {}).items() if request else ()):
+        if name not in chosen or value is None:
+            continue
+        current = chosen[name]["value"]
+        if current is None or value < current:
+            chosen[name] = {"value": value, "from": [f"training request “{request}”"]}
 
 
 def verdict_for(report: dict, thresholds: dict, claimed_epsilon: float | None) -> dict:

@@ -175,3 +175,17 @@ def test_the_adapter_downloads_only_once_released_and_each_download_is_audited(e
     assert archive.read("adapter/adapter_config.json") == b'{"r": 8}'
     assert f"{stored.sha256}  adapter_config.json" in archive.read("adapter/SHA256SUMS").decode()
     assert AuditEvent.objects.filter(action="adapter.downloaded", actor=engineer).count() == 1
+
+
+def test_a_request_may_tighten_the_audit_limits_but_never_loosen_them(engineer, base_model):
+    from governance.models import TrainingRequest
+    from governance.models import ComputeTarget
+
+    run = queued_run(engineer, base_model)
+    target = ComputeTarget.objects.create(name="Paris", kind="on_premises", region="on-prem-paris")
+    request = TrainingRequest.objects.create(title="t", requester=engineer, intended_use="u", base_model=base_model,
+                                             compute_target=target, run=run,
+                                             audit_thresholds={"max_exposure_bits": 1.0, "max_mia_auc": 0.9})
+    thresholds = thresholds_for(run)
+    assert thresholds["max_exposure_bits"] == {"value": 1.0, "from": [f"training request “{request}”"]}
+    assert thresholds["max_mia_auc"]["value"] == 0.6  # looser than the default: ignored
