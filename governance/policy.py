@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from django.utils import timezone
 
 from governance.ledger import Budget, budget_for
-from governance.models import (Adversary, AttestationKind, ComputeKind, DatasetState, FineTuningUse, Segment)
+from governance.models import Adversary, AttestationKind, ComputeKind, DatasetState, FineTuningUse, Segment
 
 BLOCKER, WARNING = "blocker", "warning"
 HIGH_DUPLICATE_SHARE = 0.10  # above this, de-duplication drops much of the data and repeats weaken DP
@@ -65,7 +65,6 @@ class DpaFacts:
     no_retention_of_training_data: bool
     no_training_on_customer_data: bool
     processing_regions: tuple[str, ...]
-    required_attestations: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -121,17 +120,17 @@ def _compute_facts(target, today: dt.date) -> ComputeFacts:
     dpa, processor = target.dpa, target.processor or (target.dpa.processor if target.dpa else None)
     expired = ()
     if processor is not None:
+        # An expired attestation matters only if no attestation of its kind is valid today (renewed).
         attestations = list(processor.attestations.all())
-        held = sorted({a.kind for a in attestations})
-        expired = tuple(k for k in held if not any(a.kind == k and a.valid_on(today) for a in attestations)
-                        and any(a.kind == k and a.expires_on < today for a in attestations))
+        valid = {a.kind for a in attestations if a.valid_on(today)}
+        expired = tuple(sorted({a.kind for a in attestations if a.expires_on < today} - valid))
     dpa_facts = None
     if dpa is not None:
         dpa_facts = DpaFacts(
-            name=str(dpa), lapse_reasons=tuple(dpa.lapses_on(today)),
+            name=f"{dpa.title} v{dpa.version}", lapse_reasons=tuple(dpa.lapses_on(today)),
             no_retention_of_training_data=dpa.no_retention_of_training_data,
             no_training_on_customer_data=dpa.no_training_on_customer_data,
-            processing_regions=tuple(dpa.processing_regions or ()), required_attestations=tuple(dpa.required_attestations or ()),
+            processing_regions=tuple(dpa.processing_regions or ()),
         )
     return ComputeFacts(name=target.name, kind=target.kind, region=target.region, active=target.active,
                         processor=str(processor) if processor else "", dpa=dpa_facts, expired_attestations=expired)
@@ -149,7 +148,8 @@ def context_for(request, today: dt.date | None = None, *, at_start: bool = False
         run_settings, settings_error = None, str(exc)
     datasets = []
     for dataset in request.datasets.all().prefetch_related("data_classes").order_by("pk"):
-        pending = RedactionReview.objects.filter(dataset=dataset, decision=ReviewDecision.PENDING, reason=ReviewReason.HIGH_RISK).count()
+        pending = RedactionReview.objects.filter(dataset=dataset, decision=ReviewDecision.PENDING,
+                                                 reason=ReviewReason.HIGH_RISK).count()
         datasets.append(DatasetFacts(
             name=dataset.name, state=dataset.state, segment=dataset.segment,
             classes=tuple(_class_rules(c) for c in dataset.data_classes.all()),
@@ -231,7 +231,8 @@ def delta_above_class_max(ctx):
     for dataset, data_class in _class_pairs(ctx):
         if data_class.max_delta is not None and delta > data_class.max_delta:
             yield Finding(BLOCKER, "delta_above_class_max",
-                          f"{_where(dataset, data_class)} allows at most δ = {data_class.max_delta:g}; this request uses δ = {delta:g}.")
+                          f"{_where(dataset, data_class)} allows at most δ = {data_class.max_delta:g}; "
+                          f"this request uses δ = {delta:g}.")
 
 
 def redaction_required(ctx):
@@ -294,15 +295,18 @@ def _needs_dpa(ctx) -> bool:
     return ctx.compute.kind == ComputeKind.EXTERNAL_PROVIDER or ctx.compute.dpa is not None
 
 
+def _the_dpa(c: ComputeFacts, the: str = "The") -> str:
+    return f"{the} data processing agreement “{c.dpa.name}”" + (f" with {c.processor}" if c.processor else "")
+
+
 def no_dpa_in_force(ctx):
     c = ctx.compute
     if c.kind == ComputeKind.EXTERNAL_PROVIDER and c.dpa is None:
         yield Finding(BLOCKER, "no_dpa_in_force",
                       f"The compute target “{c.name}” is an external provider, and no data processing agreement covers it.")
     elif _needs_dpa(ctx) and c.dpa.lapse_reasons:
-        with_whom = f" with {c.processor}" if c.processor else ""
         yield Finding(BLOCKER, "no_dpa_in_force",
-                      f"The data processing agreement “{c.dpa.name}”{with_whom} is not in force{_since(ctx) or ' today'}: "
+                      f"{_the_dpa(c)} is not in force{_since(ctx) or ' today'}: "
                       f"{'; '.join(c.dpa.lapse_reasons)}.")
 
 
@@ -310,22 +314,22 @@ def dpa_missing_no_retention(ctx):
     c = ctx.compute
     if c.dpa is not None and not c.dpa.no_retention_of_training_data:
         yield Finding(BLOCKER, "dpa_missing_no_retention",
-                      f"The data processing agreement “{c.dpa.name}” does not forbid the processor to retain the training data.")
+                      f"{_the_dpa(c)} does not forbid the processor to retain the training data.")
 
 
 def dpa_missing_no_training(ctx):
     c = ctx.compute
     if c.dpa is not None and not c.dpa.no_training_on_customer_data:
         yield Finding(BLOCKER, "dpa_missing_no_training",
-                      f"The data processing agreement “{c.dpa.name}” does not forbid the processor to train its own models on our data.")
+                      f"{_the_dpa(c)} does not forbid the processor to train its own models on our data.")
 
 
 def region_outside_dpa(ctx):
     c = ctx.compute
     if c.dpa is not None and c.dpa.processing_regions and c.region not in c.dpa.processing_regions:
         yield Finding(BLOCKER, "region_outside_dpa",
-                      f"The compute target “{c.name}” runs in {c.region}, which the data processing agreement “{c.dpa.name}” "
-                      f"does not list among its processing regions ({', '.join(c.dpa.processing_regions)}).")
+                      f"The compute target “{c.name}” runs in {c.region}, which {_the_dpa(c, 'the')} does not list among "
+                      f"its processing regions ({', '.join(c.dpa.processing_regions)}).")
 
 
 def region_not_allowed(ctx):
@@ -336,17 +340,18 @@ def region_not_allowed(ctx):
                           f"the compute target “{ctx.compute.name}” is in {ctx.compute.region}.")
 
 
-def _kind_label(kind: str) -> str:
-    return ComputeKind(kind).label.lower() if kind in ComputeKind.values else kind
+# Where the hardware is, as a sentence ends: "may be processed only on premises".
+_KIND_PLACE = {ComputeKind.ON_PREMISES: "on premises", ComputeKind.PRIVATE_CLOUD: "in a private cloud",
+               ComputeKind.EXTERNAL_PROVIDER: "at an external provider"}
 
 
 def compute_kind_not_allowed(ctx):
     for dataset, data_class in _class_pairs(ctx):
         if data_class.allowed_compute_kinds and ctx.compute.kind not in data_class.allowed_compute_kinds:
-            allowed = " or ".join(_kind_label(k) for k in data_class.allowed_compute_kinds)
+            allowed = " or ".join(_KIND_PLACE.get(k, k) for k in data_class.allowed_compute_kinds)
             yield Finding(BLOCKER, "compute_kind_not_allowed",
-                          f"{_where(dataset, data_class)} may be processed only on compute that is {allowed}; "
-                          f"the compute target “{ctx.compute.name}” is {_kind_label(ctx.compute.kind)}.")
+                          f"{_where(dataset, data_class)} may be processed only {allowed}; "
+                          f"the compute target “{ctx.compute.name}” is {_KIND_PLACE.get(ctx.compute.kind, ctx.compute.kind)}.")
 
 
 def compute_inactive(ctx):
@@ -359,7 +364,8 @@ def attestation_expired(ctx):
     c = ctx.compute
     for kind in c.expired_attestations:
         label = AttestationKind(kind).label if kind in AttestationKind.values else kind
-        yield Finding(WARNING, "attestation_expired", f"The {label} attestation of {c.processor} has expired and has not been renewed.")
+        yield Finding(WARNING, "attestation_expired",
+                      f"The {label} attestation of {c.processor} has expired and has not been renewed.")
 
 
 def canaries_off(ctx):
@@ -372,7 +378,8 @@ def canaries_off(ctx):
 def base_model_licence_unknown(ctx):
     if not ctx.base_model_licence.strip():
         yield Finding(WARNING, "base_model_licence_unknown",
-                      f"The licence of the base model “{ctx.base_model}” is not recorded: it is unknown whether it may be adapted and used.")
+                      f"The licence of the base model “{ctx.base_model}” is not recorded: it is unknown whether it "
+                      "may be adapted and used.")
 
 
 def threat_model_incomplete(ctx):

@@ -108,21 +108,39 @@ def _build(kind, values: dict, label: str):
 
 def start_blockers(run: TrainingRun) -> list[str]:
     """Why this run must not train now, in sentences a lawyer understands. Checked when the
-    worker starts the run, not only when it was created: things change in between."""
-    from training.models import RedactionReview
+    worker starts the run, not only when it was created: things change in between. A run from a
+    request is held to the request's whole policy again (a DPA may have lapsed since approval)."""
+    from governance import policy
+    from governance.models import TrainingRequest
 
     run_settings = RunSettings.from_dict(run.config)
+    reasons = _subject_field_blockers(run, run_settings)
+    request = TrainingRequest.objects.filter(run=run).first()
+    if request is not None:
+        return reasons + [f.message for f in policy.findings_for(request, at_start=True) if f.severity == "blocker"]
+    return reasons + _data_class_blockers(run, run_settings)
+
+
+def _subject_field_blockers(run: TrainingRun, run_settings: RunSettings) -> list[str]:
+    t = run_settings.training
+    if not (t.dp and t.privacy_unit == "subject"):
+        return []
+    return [f"Dataset “{dataset}” is plain text, one record per line: it has no field to name each record's subject, so "
+            "subject-level DP cannot group its records. Upload it as JSONL or CSV with a "
+            f"“{run_settings.subject_field}” field, or train with record-level DP."
+            for dataset in run.datasets.all() if dataset.file_format == DatasetFormat.TEXT]
+
+
+def _data_class_blockers(run: TrainingRun, run_settings: RunSettings) -> list[str]:
+    """The data-class rules for a run created without a request (tests, `create_run` callers)."""
+    from training.models import RedactionReview
+
     t = run_settings.training
     reasons = []
-    by_subject = t.dp and t.privacy_unit == "subject"
     for dataset in run.datasets.all().prefetch_related("data_classes"):
         if dataset.state != DatasetState.ACTIVE:
             reasons.append(f"Dataset “{dataset}” was crypto-shredded: it can no longer be used.")
             continue
-        if by_subject and dataset.file_format == DatasetFormat.TEXT:
-            reasons.append(f"Dataset “{dataset}” is plain text, one record per line: it has no field to name each record's "
-                           "subject, so subject-level DP cannot group its records. Upload it as JSONL or CSV with a "
-                           f"“{run_settings.subject_field}” field, or train with record-level DP.")
         for data_class in dataset.data_classes.all():
             where = f"dataset “{dataset}” is in data class “{data_class}”, which"
             if data_class.fine_tuning_use == FineTuningUse.FORBIDDEN:
@@ -141,16 +159,6 @@ def start_blockers(run: TrainingRun) -> list[str]:
         if pending:
             reasons.append(f"Dataset “{dataset}” has {pending} high-risk redaction review item(s) that the privacy officer "
                            "has not decided yet.")
-    from governance.models import TrainingRequest
-
-    request = TrainingRequest.objects.filter(run=run).first()
-    if request is not None:
-        # The request's rules again, as of now: a DPA may have lapsed since the approvals.
-        from governance import policy
-
-        for finding in policy.findings_for(request, at_start=True):
-            if finding.severity == "blocker" and finding.message not in reasons:
-                reasons.append(finding.message)
     return reasons
 
 
