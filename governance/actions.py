@@ -398,3 +398,20 @@ def follow_run(run) -> None:
         TrainingRequest.objects.filter(pk=request.pk).update(state=state, updated_at=timezone.now())
         audit(None, "trainingrequest.state_changed", request, f"Training request “{request}” is now {RequestState(state).label.lower()}",
               {"from": request.state, "to": state, "run": run.pk})
+
+
+def cancel_request(actor, request):
+    """Cancel a dispatched request's run: the requester or whoever may cancel any run. A request
+    without a run is withdrawn instead. The run's own action records the cancellation."""
+    from training import runs
+
+    if request.requester_id != actor.pk and not actor.has_perm("training.cancel_any_run"):
+        raise PermissionError("Only the requester or a privacy officer cancels a request's run.")
+    if request.run is None:
+        raise RequestRefused(f"Request {request.pk} has no run yet (it is {request.get_state_display().lower()}): withdraw it instead.")
+    if not request.run.is_active:
+        raise RequestRefused(f"Run {request.run.pk} has already ended ({request.run.get_state_display().lower()}).")
+    try:
+        return runs.request_cancel(actor, request.run)
+    except ValueError as exc:  # it ended meanwhile
+        raise RequestRefused(str(exc)) from None

@@ -220,6 +220,9 @@ SPECTACULAR_SETTINGS = {
         "DataCategoryEnum": "governance.models.DataCategory",
         "RegulationEnum": "governance.models.Regulation",
         "TierEnum": "governance.models.Tier",
+        "DatasetStateEnum": "governance.models.DatasetState",
+        "RequestStateEnum": "governance.models.RequestState",
+        "RunStateEnum": "training.models.RunState",
     },
 }
 

@@ -12,6 +12,7 @@ from rest_framework.authtoken.models import Token
 
 from portal.roles import roles_of
 from governance.models import Attestation, DataProcessingAgreement, Dataset, DatasetState
+from governance.request_views import awaiting_decision_by
 
 EXPIRY_HORIZON_DAYS = 30
 
@@ -47,6 +48,7 @@ class DashboardView(LoginRequiredMixin, TemplateView):
             Dataset.objects.visible_to(user).filter(state=DatasetState.ACTIVE, data_classes__isnull=True)
             .select_related("owner").order_by("created_at")
         ) if Dataset.can_browse(user) else []
+        ctx["pending_approvals"] = awaiting_decision_by(user)
         return ctx
 
 

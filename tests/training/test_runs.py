@@ -328,3 +328,13 @@ def test_a_plain_text_dataset_cannot_train_at_subject_level(engineer, base_model
 def test_run_settings_refuse_subject_level_dp_without_what_it_needs(change, message):
     with pytest.raises(runs.InvalidRunSettings, match=message):
         runs.RunSettings.from_dict({**SUBJECT_LEVEL, **change})
+
+
+def test_the_default_delta_never_exceeds_the_data_class_maximum(engineer, base_model):
+    from governance.models import DataClass
+
+    run = queued_run(engineer, base_model)  # 48 records: 1/N would be about 0.026
+    run.datasets.first().data_classes.add(DataClass.objects.create(name="Chats", max_epsilon=8.0, max_delta=1e-3))
+    ended = execute_run(run, "test-worker")
+    assert ended.state == RunState.SUCCEEDED, ended.failure_reason
+    assert ended.result["delta"] == pytest.approx(1e-3)

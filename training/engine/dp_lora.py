@@ -50,7 +50,8 @@ class TrainConfig:
     max_length: int = 64
     dp: bool = True
     target_epsilon: float = 8.0
-    target_delta: float | None = None  # None: 1/N
+    target_delta: float | None = None  # None: 1/N, or max_delta if that is smaller
+    max_delta: float | None = None  # a cap from the data's rules on the default δ (None: no cap)
     max_grad_norm: float = 1.0
     accountant: str = "prv"  # "prv" or "rdp": picks σ and reports ε
     grad_sample_mode: str = "hooks"
@@ -238,7 +239,7 @@ def train_dp_lora(base_dir: Path, texts: list[str], config: TrainConfig, out_dir
     if config.dp:
         from opacus import PrivacyEngine
 
-        delta = config.target_delta if config.target_delta is not None else 1.0 / units
+        delta = config.target_delta if config.target_delta is not None else min(1.0 / units, config.max_delta or 1.0)
         noise_multiplier = noise_for(config, sample_rate, planned_steps, delta)
         engine = PrivacyEngine(accountant=config.accountant)
         model, optimizer, loader = engine.make_private(

@@ -1,0 +1,243 @@
+"""Pages for training requests: draft and edit (with live policy findings), submit, withdraw,
+approve or reject, the approver's inbox. Thin: check access, call one action, respond."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views import View
+from django.views.generic import ListView
+
+from governance import actions, policy
+from governance import models as m
+from governance.request_forms import DecisionForm, TrainingRequestForm, WithdrawForm
+
+
+# ------------------------------------------------------------------ who may do what
+
+
+def can_decide(request: m.TrainingRequest, user) -> bool:
+    """The user may still sign this version: awaiting decision, not theirs, not yet signed by them,
+    and a slot their role can fill (the action's own rule)."""
+    if request.state not in m.AWAITING_DECISION_STATES or request.requester_id == user.pk:
+        return False
+    if request.approvals.filter(approver=user, content_hash=request.content_hash).exists():
+        return False
+    try:
+        actions._approval_role(request, user)
+    except (actions.RequestRefused, PermissionError):
+        return False
+    return True
+
+
+def awaiting_decision_by(user) -> list[m.TrainingRequest]:
+    """The approver's inbox: requests this user can still sign, oldest submission first."""
+    if not user.has_perm("governance.decide_trainingrequest"):
+        return []
+    candidates = (m.TrainingRequest.objects.visible_to(user).filter(state__in=m.AWAITING_DECISION_STATES)
+                  .exclude(requester=user).select_related("requester").order_by("submitted_at"))
+    return [r for r in candidates if can_decide(r, user)]
+
+
+class DraftRequest:
+    """An unsaved request for `policy.findings_for`: the model's attributes, with `datasets.all()`
+    answering from the form's choice instead of the many-to-many table it has no row in yet."""
+
+    class _Datasets:
+        def __init__(self, datasets):
+            self.pks = [d.pk for d in datasets]
+
+        def all(self):
+            return m.Dataset.objects.filter(pk__in=self.pks)
+
+    def __init__(self, user, form: TrainingRequestForm):
+        data = form.request_data()
+        self._request = m.TrainingRequest(requester=user, **data)
+        self.datasets = self._Datasets(form.cleaned_data["datasets"])
+
+    def __getattr__(self, name):
+        return getattr(self._request, name)
+
+
+def live_findings(user, form: TrainingRequestForm) -> dict:
+    """What the findings panel shows for the form as typed so far."""
+    needed = ("base_model", "datasets", "compute_target")
+    form.is_valid()
+    if any(not form.cleaned_data.get(name) for name in needed):
+        return {"waiting": "Choose a base model, at least one dataset and a compute target to see what policy says."}
+    if set(form.errors) - {"title", "intended_use", "out_of_scope"}:
+        return {"invalid": [form[name].label if name != "__all__" else "Settings" for name in form.errors
+                            if name not in ("title", "intended_use", "out_of_scope")]}
+    return {"findings": [f.as_dict() for f in policy.findings_for(DraftRequest(user, form))]}
+
+
+# ------------------------------------------------------------------ pages
+
+
+class RequestAccessMixin(LoginRequiredMixin):
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated and not m.TrainingRequest.can_browse(request.user):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_request(self, pk) -> m.TrainingRequest:
+        return get_object_or_404(m.TrainingRequest.objects.visible_to(self.request.user), pk=pk)
+
+
+class RequestListView(RequestAccessMixin, ListView):
+    template_name = "governance/requests/list.html"
+    paginate_by = 50
+
+    def get_queryset(self):
+        qs = m.TrainingRequest.objects.visible_to(self.request.user).select_related("requester", "run")
+        state = self.request.GET.get("state")
+        return qs.filter(state=state) if state in m.RequestState.values else qs
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "states": m.RequestState.choices, "current": self.request.GET.get("state", ""),
+                "can_add": self.request.user.has_perm("governance.add_trainingrequest")}
+
+
+class RequestInboxView(LoginRequiredMixin, View):
+    def get(self, request):
+        if not request.user.has_perm("governance.decide_trainingrequest"):
+            raise PermissionDenied
+        return render(request, "governance/requests/inbox.html", {"awaiting": awaiting_decision_by(request.user)})
+
+
+class RequestFormView(LoginRequiredMixin, View):
+    """Draft a request (no pk) or edit one's own (pk)."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated and not request.user.has_perm("governance.add_trainingrequest"):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_instance(self, pk):
+        if pk is None:
+            return None
+        instance = get_object_or_404(m.TrainingRequest.objects.visible_to(self.request.user), pk=pk)
+        if not instance.can_edit(self.request.user):
+            raise PermissionDenied
+        return instance
+
+    def get(self, request, pk=None):
+        instance = self.get_instance(pk)
+        form = TrainingRequestForm(user=request.user, instance=instance)
+        panel = {"findings": [f.as_dict() for f in policy.findings_for(instance)]} if instance else \
+            {"waiting": "Choose a base model, at least one dataset and a compute target to see what policy says."}
+        return self.render(form, instance, panel)
+
+    def post(self, request, pk=None):
+        instance = self.get_instance(pk)
+        form = TrainingRequestForm(request.POST, user=request.user, instance=instance)
+        if form.is_valid():
+            try:
+                if instance is None:
+                    saved = actions.create_request(request.user, form.request_data(), form.cleaned_data["datasets"])
+                    messages.success(request, f"Drafted “{saved}”. Submit it when the findings show no blocker.")
+                else:
+                    voided = instance.approvals.filter(voided_at__isnull=True).count()
+                    saved = actions.update_request(request.user, instance, form.request_data(), form.cleaned_data["datasets"])
+                    messages.success(request, f"Saved “{saved}”." + (f" {voided} approval(s) voided: submit it again." if voided else ""))
+                return redirect(saved)
+            except actions.RequestRefused as exc:
+                form.add_error(None, str(exc))
+        return self.render(form, instance, live_findings(request.user, form))
+
+    def render(self, form, instance, panel):
+        return render(self.request, "governance/requests/form.html", {"form": form, "object": instance, **panel})
+
+
+class RequestFindingsView(LoginRequiredMixin, View):
+    """The findings panel for the form as typed (htmx, on every change)."""
+
+    def post(self, request):
+        if not request.user.has_perm("governance.add_trainingrequest"):
+            raise PermissionDenied
+        return render(request, "governance/requests/_findings.html",
+                      live_findings(request.user, TrainingRequestForm(request.POST, user=request.user)))
+
+
+class RequestDetailView(RequestAccessMixin, View):
+    def get(self, request, pk, decision_form=None):
+        from audits.models import AdapterAudit
+
+        obj = self.get_request(pk)
+        user = request.user
+        ctx = {
+            "object": obj, "approvals": obj.approvals.select_related("approver"), "required": obj.required_approvals(),
+            "missing": obj.missing_approvals() if obj.state in m.AWAITING_DECISION_STATES else {},
+            "timeline": timeline(obj, AdapterAudit), "can_edit": obj.can_edit(user), "can_withdraw": obj.can_withdraw(user),
+            "can_submit": obj.requester_id == user.pk and obj.state in (m.RequestState.DRAFT, m.RequestState.REJECTED),
+            "can_decide": can_decide(obj, user),
+            "adversaries": [m.Adversary(a).label for a in obj.adversaries if a in m.Adversary.values],
+        }
+        if obj.state in (m.RequestState.DRAFT, m.RequestState.REJECTED):
+            ctx["current_findings"] = [f.as_dict() for f in policy.findings_for(obj)]
+        if ctx["can_decide"]:
+            ctx["decision_form"] = decision_form or DecisionForm()
+        if ctx["can_withdraw"]:
+            ctx["withdraw_form"] = WithdrawForm()
+        if obj.run_id:
+            ctx.update(run=obj.run, stale=obj.run.heartbeat_is_stale())
+        return render(request, "governance/requests/detail.html", ctx)
+
+
+def timeline(obj: m.TrainingRequest, audit_model):
+    """The audit events of the request, of its run and of the run's audits, in order. Seen through
+    the request: whoever may read the request reads its history."""
+    where = Q(object_type="governance.trainingrequest", object_id=str(obj.pk))
+    if obj.run_id:
+        audits = [str(pk) for pk in audit_model.objects.filter(run_id=obj.run_id).values_list("pk", flat=True)]
+        where |= Q(object_type="training.trainingrun", object_id=str(obj.run_id)) | Q(object_type="audits.adapteraudit", object_id__in=audits)
+    return m.AuditEvent.objects.filter(where).order_by("sequence")
+
+
+class RequestSubmitView(RequestAccessMixin, View):
+    def post(self, request, pk):
+        obj = self.get_request(pk)
+        try:
+            actions.submit_request(request.user, obj)
+            messages.success(request, "Submitted: the approvers have it now. Any edit voids their approvals.")
+        except PermissionError:
+            raise PermissionDenied
+        except actions.RequestRefused as exc:
+            messages.error(request, str(exc))
+        return redirect(obj)
+
+
+class RequestWithdrawView(RequestAccessMixin, View):
+    def post(self, request, pk):
+        obj = self.get_request(pk)
+        if not obj.can_withdraw(request.user):
+            raise PermissionDenied
+        form = WithdrawForm(request.POST)
+        actions.withdraw_request(request.user, obj, form.cleaned_data["reason"] if form.is_valid() else "")
+        messages.success(request, "Withdrawn.")
+        return redirect(obj)
+
+
+class RequestDecideView(RequestAccessMixin, View):
+    def post(self, request, pk):
+        obj = self.get_request(pk)
+        if obj.requester_id == request.user.pk or not request.user.has_perm("governance.decide_trainingrequest"):
+            raise PermissionDenied
+        form = DecisionForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "Choose approve or reject.")
+            return redirect(obj)
+        try:
+            approval = actions.decide_request(request.user, obj, form.cleaned_data["decision"],
+                                              comment=form.cleaned_data["comment"], conditions=form.cleaned_data["conditions"])
+        except PermissionError:
+            raise PermissionDenied
+        except actions.RequestRefused as exc:
+            messages.error(request, str(exc))
+            return redirect(obj)
+        verb = "approved" if approval.decision == m.ApprovalDecision.APPROVE else "rejected"
+        messages.success(request, f"You {verb} “{obj}” as {approval.get_role_display().lower()}.")
+        return redirect(obj)
