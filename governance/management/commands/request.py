@@ -13,7 +13,6 @@ from tqdm import tqdm
 from governance import actions
 from governance.api.serializers import TrainingRequestWriteSerializer
 from governance.models import ComputeTarget, Dataset, RequestState, TrainingRequest
-from training import runs
 from training.models import BaseModel
 
 EXAMPLE = """\
