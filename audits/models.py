@@ -117,3 +117,76 @@ class AdapterRelease(models.Model):
     @classmethod
     def latest_for(cls, run: TrainingRun) -> "AdapterRelease | None":
         return cls.objects.filter(run=run).first()
+
+
+class EvidencePack(models.Model):
+    """What leaves the building: a zip of the PDF report, the machine-readable results, a manifest
+    with the SHA-256 of every file, and an Ed25519 signature over the manifest. The zip is stored
+    encrypted; its hash and the manifest are kept here so anyone can check a copy."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.PROTECT, related_name="evidence_packs")
+    audit = models.ForeignKey(AdapterAudit, null=True, blank=True, on_delete=models.PROTECT, related_name="evidence_packs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    sha256 = models.CharField(max_length=64, help_text="SHA-256 of the zip.")
+    size_bytes = models.PositiveBigIntegerField()
+    blob_id = models.CharField(max_length=36, unique=True)
+    wrapped_key = models.BinaryField(null=True)
+    manifest = models.JSONField(default=dict)
+    signature = models.CharField(max_length=128, help_text="Ed25519 signature over the manifest, hex.")
+    public_key_fingerprint = models.CharField(max_length=64)
+    pages = models.PositiveIntegerField(default=0)
+    seconds = models.FloatField(default=0)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("share_evidencepack", "Can share evidence packs with regulators")]
+
+    def __str__(self):
+        return f"Evidence pack {self.pk} of run {self.run_id}"
+
+    def get_absolute_url(self):
+        return reverse("audits:pack_detail", args=[self.pk])
+
+    @classmethod
+    def narrow_visible(cls, queryset, user):
+        """Engineers see the packs of their runs; a regulator only those shared with them and in force."""
+        now = timezone.now()
+        shared = PackShare.objects.filter(regulator=user, revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)).values("pack")
+        return queryset.filter(models.Q(run__in=TrainingRun.objects.visible_to(user)) | models.Q(pk__in=shared))
+
+    @staticmethod
+    def key_context(blob_id: str) -> str:
+        return f"provenant:evidence-pack:{blob_id}"
+
+
+class PackShare(models.Model):
+    """A regulator's read access to one pack, until an optional expiry or a revocation. It is the
+    object permission for packs: django-guardian has no expiry, and a share must be able to end."""
+
+    pack = models.ForeignKey(EvidencePack, on_delete=models.CASCADE, related_name="shares")
+    regulator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="pack_shares")
+    shared_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    shared_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-shared_at"]
+
+    def __str__(self):
+        return f"Pack {self.pack_id} shared with {self.regulator}"
+
+    @classmethod
+    def narrow_visible(cls, queryset, user):
+        return queryset.filter(regulator=user)
+
+    def in_force(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

@@ -873,3 +873,59 @@ class Approval(models.Model):
     @classmethod
     def narrow_visible(cls, queryset, user):
         return queryset.filter(request__requester=user)
+
+
+# --------------------------------------------------------------------------- model cards
+
+
+class ModelCardState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    APPROVED = "approved", "Approved by the privacy officer"
+
+
+# The sections of Mitchell et al. 2019, "Model Cards for Model Reporting", plus privacy.
+MODEL_CARD_SECTIONS = (
+    ("model_details", "Model details"),
+    ("intended_use", "Intended use"),
+    ("factors", "Factors"),
+    ("metrics", "Metrics"),
+    ("evaluation_data", "Evaluation data"),
+    ("training_data", "Training data"),
+    ("quantitative_analyses", "Quantitative analyses"),
+    ("ethical_considerations", "Ethical considerations"),
+    ("caveats_and_recommendations", "Caveats and recommendations"),
+    ("privacy", "Privacy"),
+)
+
+
+class ModelCard(models.Model):
+    """One per adapter: drafted from the run (the measured figures are `facts`, which nobody
+    edits), its prose edited by the engineer, approved by the privacy officer against its content
+    hash. An edit after approval returns it to draft."""
+
+    run = models.OneToOneField("training.TrainingRun", on_delete=models.CASCADE, related_name="model_card")
+    sections = models.JSONField(default=dict, help_text="Section key -> text (Markdown), editable.")
+    facts = models.JSONField(default=dict, help_text="Measured figures from the run and its audit; not editable.")
+    state = models.CharField(max_length=20, choices=ModelCardState.choices, default=ModelCardState.DRAFT)
+    content_hash = models.CharField(max_length=64, blank=True, help_text="What the approval binds to.")
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    approved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        permissions = [("approve_modelcard", "Can approve model cards")]
+
+    def __str__(self):
+        return f"Model card of run {self.run_id}"
+
+    @classmethod
+    def narrow_visible(cls, queryset, user):
+        from training.models import TrainingRun
+
+        return queryset.filter(run__in=TrainingRun.objects.visible_to(user))
+
+    def compute_content_hash(self) -> str:
+        return hashlib.sha256(canonical_json({"sections": self.sections, "facts": self.facts}).encode()).hexdigest()

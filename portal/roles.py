@@ -38,7 +38,8 @@ ROLE_PERMISSIONS = {
     | _perms("governance", ["add", "change"], ["processor", "dataprocessingagreement", "attestation"])
     | {"governance.view_auditevent", "training.view_trainingrun", "training.view_runartifact"}
     | {"audits.view_adapteraudit", "audits.view_adapterrelease"}
-    | {"governance.view_trainingrequest", "governance.decide_trainingrequest", "governance.view_approval"},
+    | {"governance.view_trainingrequest", "governance.decide_trainingrequest", "governance.view_approval"}
+    | {"governance.view_modelcard", "audits.view_evidencepack"},
     PRIVACY: _perms("governance", ["view"], _GOVERNANCE_RECORDS + ("dataset",)) | {"training.view_basemodel"}
     | _perms("governance", ["add", "change"], _GOVERNANCE_RECORDS)
     | {"governance.classify_dataset", "governance.delete_dataset", "governance.view_auditevent"}
@@ -47,13 +48,17 @@ ROLE_PERMISSIONS = {
     | {"training.view_trainingrun", "training.view_runartifact", "training.cancel_any_run"}
     # Only the privacy role releases or blocks an adapter, on its audit's evidence.
     | {"audits.view_adapteraudit", "audits.view_adapterrelease", "audits.release_adapter"}
-    | {"governance.view_trainingrequest", "governance.decide_trainingrequest", "governance.view_approval"},
+    | {"governance.view_trainingrequest", "governance.decide_trainingrequest", "governance.view_approval"}
+    # The privacy officer approves model cards, builds evidence packs and shares them with regulators.
+    | {"governance.view_modelcard", "governance.approve_modelcard", "audits.view_evidencepack", "audits.add_evidencepack",
+       "audits.share_evidencepack", "audits.view_packshare"},
     # Regulators see nothing of the governance records; evidence packs are shared per object.
     REGULATOR: set(),
     ADMIN: _perms("governance", ["view", "add", "change"], _GOVERNANCE_RECORDS)
     | {"governance.view_dataset", "governance.view_auditevent", "training.view_basemodel", "training.view_trainingrun",
        "training.cancel_any_run", "audits.view_adapteraudit", "audits.view_adapterrelease",
-       "governance.view_trainingrequest", "governance.decide_trainingrequest", "governance.view_approval"}
+       "governance.view_trainingrequest", "governance.decide_trainingrequest", "governance.view_approval",
+       "governance.view_modelcard", "audits.view_evidencepack"}
     | _perms("auth", ["view", "add", "change"], ["user"]) | {"auth.view_group"},
 }
 
