@@ -33,7 +33,8 @@ def queue_audit(actor, run: TrainingRun, *, config: dict | None = None, enqueue:
         raise ValueError(f"Run {run.pk} has no adapter to audit ({run.get_state_display().lower()}).")
     if run.audits.filter(state__in=(AuditState.QUEUED, AuditState.RUNNING)).exists():
         raise ValueError(f"An audit of run {run.pk} is already queued or running.")
-    item = AdapterAudit.objects.create(run=run, requested_by=actor, config=config or default_audit_config())
+    config = config or {**default_audit_config(), **(run.config.get("audit") or {})}  # the run's own overrides, if any
+    item = AdapterAudit.objects.create(run=run, requested_by=actor, config=config)
     who = f"{actor} queued" if actor else "Queued after training:"
     audit_event(actor, "adapteraudit.queued", item, f"{who} audit {item.pk} of run {run.pk}", {"run": run.pk, "config": item.config})
     if enqueue:

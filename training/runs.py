@@ -36,6 +36,9 @@ class RunSettings:
     # Subject-level DP: the JSONL field or CSV column that names each record's data subject
     # (customer id, patient id, author). Its values never leave the run's scratch directory.
     subject_field: str = ""
+    # Overrides of the audit's settings (audits.engine.audit.AuditConfig: candidates, mia_sample…)
+    # for the audit queued after training; empty: the portal's defaults.
+    audit: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: dict | None) -> "RunSettings":
@@ -78,6 +81,13 @@ class RunSettings:
                 problems.append("subject-level DP needs per-sample gradients: use grad_sample_mode hooks or functorch, not ghost")
             if t.max_records_per_subject < 1:
                 problems.append("max_records_per_subject must be at least 1")
+        from audits.engine.audit import AuditConfig
+
+        unknown_audit = set(self.audit or {}) - {f.name for f in fields(AuditConfig)}
+        if unknown_audit:
+            problems.append(f"unknown audit settings: {', '.join(sorted(unknown_audit))}")
+        elif any(not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "seed" else 1) for k, v in (self.audit or {}).items()):
+            problems.append("audit settings must be positive whole numbers")
         if self.canaries.count < 0 or self.canaries.repetitions < 1 or self.canaries.length < 4:
             problems.append("canaries need count >= 0, repetitions >= 1 and length >= 4")
         if problems:

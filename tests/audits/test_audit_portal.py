@@ -189,3 +189,14 @@ def test_a_request_may_tighten_the_audit_limits_but_never_loosen_them(engineer, 
     thresholds = thresholds_for(run)
     assert thresholds["max_exposure_bits"] == {"value": 1.0, "from": [f"training request “{request}”"]}
     assert thresholds["max_mia_auc"]["value"] == 0.6  # looser than the default: ignored
+
+
+def test_a_run_may_carry_its_own_audit_settings_and_unknown_ones_are_refused(engineer, base_model):
+    from training import runs
+
+    run = queued_run(engineer, base_model, {**FAST, "audit": {"candidates": 500, "mia_sample": 40}})
+    type(run).objects.filter(pk=run.pk).update(state=RunState.SUCCEEDED)
+    item = actions.queue_audit(None, run, enqueue=False)
+    assert item.config["candidates"] == 500 and item.config["mia_sample"] == 40 and item.config["bootstrap"] == 1000
+    with pytest.raises(runs.InvalidRunSettings, match="unknown audit settings: candidate"):
+        runs.RunSettings.from_dict({"audit": {"candidate": 5}})
