@@ -18,15 +18,19 @@ from training.models import RedactionReview, ReviewDecision, ReviewReason
 
 
 def profile_dataset_pii(dataset: Dataset, sample_size: int | None = None, seed: int = 0) -> dict:
-    """Estimate how much personal data a dataset holds, from a random sample of its records.
+    """Estimate how much personal data a dataset holds, from a random sample of its records, and
+    count its exact and near duplicates over all records.
 
     Reservoir sampling reads the dataset once, in memory, whatever its size. The profile keeps
     counts only, never values.
     """
+    from training.engine.redaction import Deduplicator
+
     sample_size = sample_size or settings.PROVENANT_PII_PROFILE_SAMPLE
-    rng, sample, seen = random.Random(seed), [], 0
+    rng, sample, seen, dedup = random.Random(seed), [], 0, Deduplicator()
     for record in redaction.dataset_records(dataset):
         seen += 1
+        dedup.is_duplicate(record.text)  # over every record: the policy warns about a high duplicate rate
         if len(sample) < sample_size:
             sample.append(record.text)
         elif (j := rng.randrange(seen)) < sample_size:
@@ -41,6 +45,9 @@ def profile_dataset_pii(dataset: Dataset, sample_size: int | None = None, seed: 
     profile = {
         "sampled_records": len(sample),
         "total_records": seen,
+        "exact_duplicates": dedup.exact,
+        "near_duplicates": dedup.near,
+        "duplicate_share": round((dedup.exact + dedup.near) / seen, 4) if seen else 0.0,
         "entities": {
             entity: {"records_share": round(records_with[entity] / len(sample), 4),
                      "per_1000_chars": round(spans[entity] * 1000 / chars, 3), "spans": spans[entity]}

@@ -139,3 +139,12 @@ def test_scan_button_enqueues_a_scan_for_the_owner(engineer, django_capture_on_c
         with django_capture_on_commit_callbacks(execute=True):
             client_for(engineer).post(reverse("governance:dataset_review_scan", args=[dataset.pk]))
     delay.assert_called_once_with(dataset.pk, engineer.pk)
+
+
+def test_the_profile_counts_duplicates_over_every_record_for_the_policy(engineer):
+    lines = ['{"text": "Refund issued for order 1001."}', '{"text": "refund issued for order 1001"}',
+             '{"text": "Refund issued for order 1001."}', '{"text": "Card replaced after the customer called."}']
+    dataset = make_dataset(engineer, "\n".join(lines) + "\n", name="Refunds")
+    profile = actions.profile_dataset_pii(dataset, sample_size=2)
+    assert profile["exact_duplicates"] == 1 and profile["near_duplicates"] == 1
+    assert profile["duplicate_share"] == pytest.approx(0.5)
