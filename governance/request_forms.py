@@ -48,7 +48,7 @@ class Section:
 class DatasetChoiceField(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj):
         classes = ", ".join(c.name for c in obj.data_classes.all()) or "not classified yet"
-        return f"{obj.name} ({obj.record_count} records; {classes})"
+        return f"{obj.name} ({obj.record_count} record{'s' if obj.record_count != 1 else ''}; {classes})"
 
 
 def _number(kind=forms.FloatField, **kwargs):

@@ -163,15 +163,13 @@ class RequestFindingsView(LoginRequiredMixin, View):
 
 
 class RequestDetailView(RequestAccessMixin, View):
-    def get(self, request, pk, decision_form=None):
-        from audits.models import AdapterAudit
-
+    def get(self, request, pk):
         obj = self.get_request(pk)
         user = request.user
         ctx = {
-            "object": obj, "approvals": obj.approvals.select_related("approver"), "required": obj.required_approvals(),
-            "missing": obj.missing_approvals() if obj.state in m.AWAITING_DECISION_STATES else {},
-            "timeline": timeline(obj, AdapterAudit), "can_edit": obj.can_edit(user), "can_withdraw": obj.can_withdraw(user),
+            "object": obj, "approvals": obj.approvals.select_related("approver"), "required": _slots(obj.required_approvals()),
+            "missing": _slots(obj.missing_approvals()) if obj.state in m.AWAITING_DECISION_STATES else "",
+            "timeline": timeline(obj), "can_edit": obj.can_edit(user), "can_withdraw": obj.can_withdraw(user),
             "can_submit": obj.requester_id == user.pk and obj.state in (m.RequestState.DRAFT, m.RequestState.REJECTED),
             "can_decide": can_decide(obj, user),
             "adversaries": [m.Adversary(a).label for a in obj.adversaries if a in m.Adversary.values],
@@ -179,7 +177,7 @@ class RequestDetailView(RequestAccessMixin, View):
         if obj.state in (m.RequestState.DRAFT, m.RequestState.REJECTED):
             ctx["current_findings"] = [f.as_dict() for f in policy.findings_for(obj)]
         if ctx["can_decide"]:
-            ctx["decision_form"] = decision_form or DecisionForm()
+            ctx["decision_form"] = DecisionForm()
         if ctx["can_withdraw"]:
             ctx["withdraw_form"] = WithdrawForm()
         if obj.run_id:
@@ -187,12 +185,19 @@ class RequestDetailView(RequestAccessMixin, View):
         return render(request, "governance/requests/detail.html", ctx)
 
 
-def timeline(obj: m.TrainingRequest, audit_model):
+def _slots(counts: dict[str, int]) -> str:
+    """{"legal": 1, "additional": 2} -> "1 legal counsel, 2 additional approvers"."""
+    return ", ".join(f"{n} {m.ApprovalRole(role).label.lower()}{'s' if n > 1 else ''}" for role, n in counts.items() if n)
+
+
+def timeline(obj: m.TrainingRequest):
     """The audit events of the request, of its run and of the run's audits, in order. Seen through
     the request: whoever may read the request reads its history."""
+    from audits.models import AdapterAudit
+
     where = Q(object_type="governance.trainingrequest", object_id=str(obj.pk))
     if obj.run_id:
-        audits = [str(pk) for pk in audit_model.objects.filter(run_id=obj.run_id).values_list("pk", flat=True)]
+        audits = [str(pk) for pk in AdapterAudit.objects.filter(run_id=obj.run_id).values_list("pk", flat=True)]
         where |= Q(object_type="training.trainingrun", object_id=str(obj.run_id)) | Q(object_type="audits.adapteraudit", object_id__in=audits)
     return m.AuditEvent.objects.filter(where).order_by("sequence")
 

@@ -50,3 +50,13 @@ urlpatterns += [
     path("requests/<int:pk>/decide/", request_views.RequestDecideView.as_view(), name="request_decide"),
     path("requests/<int:pk>/withdraw/", request_views.RequestWithdrawView.as_view(), name="request_withdraw"),
 ]
+
+from governance import model_card_views  # noqa: E402
+
+urlpatterns += [
+    path("runs/<int:pk>/model-card/", model_card_views.ModelCardView.as_view(), name="model_card"),
+    path("runs/<int:pk>/model-card/draft/", model_card_views.ModelCardDraftView.as_view(), name="model_card_draft"),
+    path("runs/<int:pk>/model-card/edit/", model_card_views.ModelCardEditView.as_view(), name="model_card_edit"),
+    path("runs/<int:pk>/model-card/approve/", model_card_views.ModelCardApproveView.as_view(), name="model_card_approve"),
+    path("runs/<int:pk>/model-card/README.md", model_card_views.ModelCardReadmeView.as_view(), name="model_card_readme"),
+]

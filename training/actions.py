@@ -12,8 +12,6 @@ from django.utils import timezone
 from governance.actions import audit
 from governance.models import Dataset
 from training import redaction
-from training.engine.pii.detector import PiiDetector
-from training.engine.redaction import Record, RedactedRecord, run_redaction
 from training.models import RedactionReview, ReviewDecision, ReviewReason
 
 
@@ -36,6 +34,8 @@ def profile_dataset_pii(dataset: Dataset, sample_size: int | None = None, seed: 
         elif (j := rng.randrange(seen)) < sample_size:
             sample[j] = record.text
     data_classes = list(dataset.data_classes.all())
+    from training.engine.pii.detector import PiiDetector  # seconds to load: only where detection runs
+
     detections = PiiDetector(redaction.detector_config_for(data_classes)).detect(sample)
     records_with, spans, chars = Counter(), Counter(), sum(len(t) for t in sample) or 1
     for found in detections:
@@ -75,6 +75,8 @@ def scan_for_review(dataset: Dataset, actor=None, progress=None) -> dict:
                 return
             reason = ReviewReason.LOW_CONFIDENCE if detection.score < policy.review_threshold else ReviewReason.HIGH_RISK
             queued.append(_review_item(dataset, original, detection, reason))
+
+    from training.engine.redaction import run_redaction
 
     report = run_redaction(redaction.dataset_records(dataset), out=None, detector_config=redaction.detector_config_for(data_classes),
                            policy=policy, key=redaction.pseudonym_key_for(data_classes), total=dataset.record_count,

@@ -1,4 +1,7 @@
-"""From data classes in the database to the redaction engine's plain settings."""
+"""From data classes in the database to the redaction engine's plain settings.
+
+The engine (Presidio, spaCy) is imported inside the functions: loading it takes seconds, and the
+web pages that import this module never detect anything themselves."""
 
 from __future__ import annotations
 
@@ -9,12 +12,12 @@ from django.conf import settings
 from governance.ingest import iter_field_values, iter_records
 from governance.models import DataClass, Dataset, RedactionRuleKind
 from portal.vault import text_lines
-from training.engine.pii.detector import CustomPattern, DetectorConfig
-from training.engine.redaction import Record, RedactionPolicy
 from training.models import PseudonymKey
 
 
-def detector_config_for(data_classes: Iterable[DataClass]) -> DetectorConfig:
+def detector_config_for(data_classes: Iterable[DataClass]) -> "DetectorConfig":
+    from training.engine.pii.detector import CustomPattern, DetectorConfig
+
     deny_lists: dict[str, list[str]] = {}
     patterns = []
     for data_class in data_classes:
@@ -27,7 +30,9 @@ def detector_config_for(data_classes: Iterable[DataClass]) -> DetectorConfig:
                           patterns=tuple(patterns))
 
 
-def policy_for(data_classes: Iterable[DataClass]) -> RedactionPolicy:
+def policy_for(data_classes: Iterable[DataClass]) -> "RedactionPolicy":
+    from training.engine.redaction import RedactionPolicy
+
     return RedactionPolicy.strictest(
         RedactionPolicy(actions=dc.redaction_actions or {}, review_threshold=dc.review_threshold, review_all_detections=dc.high_risk)
         for dc in data_classes
@@ -41,8 +46,10 @@ def pseudonym_key_for(data_classes: list[DataClass]) -> bytes:
     return PseudonymKey.for_scope(scope)
 
 
-def dataset_records(dataset: Dataset) -> Iterator[Record]:
+def dataset_records(dataset: Dataset) -> Iterator["Record"]:
     """The dataset's records, decrypted in memory as they are read."""
+    from training.engine.redaction import Record
+
     key, ciphertext = dataset.open_plaintext()
     with ciphertext, key.decrypting(ciphertext) as plaintext:
         for line, text in iter_records(text_lines(plaintext), dataset.file_format, text_field=dataset.text_field or "text",

@@ -42,6 +42,17 @@ PAGES = [
     ("own run's audit re-run", "post", lambda r: reverse("audits:audit_request", args=[r["run"].pk]), {E, P}),
     ("own run's release decision", "post", lambda r: reverse("audits:release_decision", args=[r["run"].pk]), {P}),
     ("own run's released adapter", "get", lambda r: reverse("audits:adapter_download", args=[r["run"].pk]), {E, P}),
+    ("training request list", "get", lambda r: reverse("governance:request_list"), CATALOGUE_READERS | {"other_engineer"}),
+    ("approvals inbox", "get", lambda r: reverse("governance:request_inbox"), GOVERNANCE_STAFF),
+    ("training request form", "get", lambda r: reverse("governance:request_create"), {E, "other_engineer"}),
+    ("training request create", "post", lambda r: reverse("governance:request_create"), {E, "other_engineer"}),
+    ("training request live findings", "post", lambda r: reverse("governance:request_findings"), {E, "other_engineer"}),
+    ("own request detail", "get", lambda r: reverse("governance:request_detail", args=[r["request"].pk]), {E, L, P, A}),
+    ("own request edit page", "get", lambda r: reverse("governance:request_edit", args=[r["request"].pk]), {E}),
+    ("own request edit post", "post", lambda r: reverse("governance:request_edit", args=[r["request"].pk]), {E}),
+    ("own request submit", "post", lambda r: reverse("governance:request_submit", args=[r["request"].pk]), {E}),
+    ("own request decision", "post", lambda r: reverse("governance:request_decide", args=[r["request"].pk]), GOVERNANCE_STAFF),
+    ("own request withdraw", "post", lambda r: reverse("governance:request_withdraw", args=[r["request"].pk]), {E}),
 ]
 for model, readers, writers in [
     ("dataclass", CATALOGUE_READERS | {"other_engineer"}, {P, A}),
@@ -69,6 +80,19 @@ API = [
     ("dataset share", "post", lambda r: f"/api/datasets/{r['dataset'].pk}/share/", {E}),
     ("audit events", "get", lambda r: "/api/audit-events/", GOVERNANCE_STAFF),
     ("audit event", "get", lambda r: "/api/audit-events/1/", GOVERNANCE_STAFF),
+    ("requests list", "get", lambda r: "/api/requests/", CATALOGUE_READERS | {"other_engineer"}),
+    ("request create", "post", lambda r: "/api/requests/", {E, "other_engineer"}),
+    ("own request", "get", lambda r: f"/api/requests/{_own_request(r).pk}/", {E, L, P, A}),
+    ("own request patch", "patch", lambda r: f"/api/requests/{_own_request(r).pk}/", {E}),
+    ("own request submit", "post", lambda r: f"/api/requests/{_own_request(r).pk}/submit/", {E}),
+    # Admins sign only as additional approvers, which this request does not need.
+    ("own request approve", "post", lambda r: f"/api/requests/{_own_request(r).pk}/approve/", {L, P}),
+    ("own request reject", "post", lambda r: f"/api/requests/{_own_request(r).pk}/reject/", {L, P, A}),
+    ("own request withdraw", "post", lambda r: f"/api/requests/{_own_request(r).pk}/withdraw/", {E}),
+    ("own request cancel", "post", lambda r: f"/api/requests/{_own_request(r).pk}/cancel/", {E, P, A}),
+    ("runs list", "get", lambda r: "/api/runs/", CATALOGUE_READERS | {"other_engineer"}),
+    ("own run", "get", lambda r: f"/api/runs/{r['run'].pk}/", {E, L, P, A}),
+    ("own run cancel", "post", lambda r: f"/api/runs/{r['run'].pk}/cancel/", {E, P, A}),
 ]
 for prefix, model, readers, writers in [
     ("data-classes", "dataclass", CATALOGUE_READERS | {"other_engineer"}, {P, A}),
@@ -84,6 +108,17 @@ for prefix, model, readers, writers in [
         (f"{prefix} create", "post", lambda r, p=prefix: f"/api/{p}/", writers),
         (f"{prefix} patch", "patch", lambda r, p=prefix, m=model: f"/api/{p}/{r[m].pk}/", writers),
     ]
+
+
+def _own_request(r):
+    """The engineer's submitted training request, made the first time a row needs it."""
+    if "request" not in r:
+        from governance import actions
+
+        data = dict(title="Reply drafts", intended_use="Draft replies for agents.", base_model=r["run"].base_model,
+                    compute_target=r["computetarget"], settings={})
+        r["request"] = actions.submit_request(r["dataset"].owner, actions.create_request(r["dataset"].owner, data, [r["dataset"]]))
+    return r["request"]
 
 
 def _personas(request, name):
@@ -109,6 +144,9 @@ def with_document(records, legal):
     review.save()
     records["review"] = review
     records.update(_run_with_artifacts(records))
+    from tests.governance.request_factory import make_good_request
+
+    records["request"] = actions.submit_request(records["dataset"].owner, make_good_request(records["dataset"].owner))
     return records
 
 
