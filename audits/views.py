@@ -14,6 +14,8 @@ from django.views import View
 
 from audits import actions
 from audits.models import AdapterAudit, AdapterRelease
+from governance.model_cards import model_card_readme
+from governance.models import ModelCard
 from training.models import ArtifactKind, TrainingRun
 from training.views import RunAccessMixin
 
@@ -121,6 +123,9 @@ class AdapterDownloadView(RunAccessMixin, View):
             archive.writestr("adapter/SHA256SUMS", "".join(f"{a.sha256}  {a.name}\n" for a in files))
             archive.writestr("adapter/base_model.json", json.dumps({"name": run.base_model.name, "weights": run.base_model.weight_hashes},
                                                                    indent=2, sort_keys=True))
+            card = ModelCard.objects.filter(run=run).first()
+            if card is not None:  # the model card, beside the adapter, as Hugging Face reads it
+                archive.writestr("adapter/README.md", model_card_readme(card))
         actions.record_adapter_download(request.user, run)
         response = HttpResponse(buffer.getvalue(), content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-adapter.zip"'

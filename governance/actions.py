@@ -415,3 +415,107 @@ def cancel_request(actor, request):
         return runs.request_cancel(actor, request.run)
     except ValueError as exc:  # it ended meanwhile
         raise RequestRefused(str(exc)) from None
+
+
+# --------------------------------------------------------------------------- model cards
+
+
+class ModelCardRefused(ValueError):
+    """Why a model card cannot be drafted, edited or approved as asked, in a sentence."""
+
+
+@transaction.atomic
+def draft_model_card(run, actor=None):
+    """The run's model card: drafted from the run, its request and its latest completed audit, or,
+    if it exists, its facts refreshed. Called after an audit completes (actor None) and on demand
+    from the run page. Sections nobody edited follow the new facts; edited ones are kept. New
+    facts return an approved card to draft: the approval bound to the old ones."""
+    from governance import model_cards
+    from governance.models import ModelCard, ModelCardState
+    from training.models import RunState, TrainingRun
+
+    run = TrainingRun.objects.select_for_update().select_related("base_model", "created_by").get(pk=run.pk)
+    if run.state != RunState.SUCCEEDED:
+        raise ModelCardRefused(f"Run {run.pk} has no adapter to describe ({run.get_state_display().lower()}).")
+    facts = model_cards.facts_for(run)
+    who = f"{actor}" if actor else "The pipeline"
+    card = ModelCard.objects.select_for_update().filter(run=run).first()
+    if card is None:
+        card = ModelCard.objects.create(run=run, facts=facts, sections=model_cards.draft_sections(run, facts))
+        audit(actor, "modelcard.drafted", card, f"{who} drafted the model card of run {run.pk}",
+              {"run": run.pk, "audit": (facts["audit"] or {}).get("id"), "content_hash": card.compute_content_hash()})
+        return card
+    if card.facts == facts:
+        return card
+    old_draft = model_cards.draft_sections(run, card.facts)
+    new_draft = model_cards.draft_sections(run, facts)
+    kept = sorted(k for k in model_cards.SECTION_KEYS if card.sections.get(k, "") != old_draft.get(k, ""))
+    card.sections = {k: (card.sections.get(k, "") if k in kept else new_draft[k]) for k in model_cards.SECTION_KEYS}
+    card.facts = facts
+    was_approved = card.state == ModelCardState.APPROVED
+    card.state, card.approved_by, card.approved_at, card.content_hash = ModelCardState.DRAFT, None, None, ""
+    card.updated_at = timezone.now()
+    card.save()
+    audit(actor, "modelcard.facts_refreshed", card,
+          f"{who} refreshed the figures of the model card of run {run.pk}" + ("; its approval is void" if was_approved else ""),
+          {"run": run.pk, "audit": (facts["audit"] or {}).get("id"), "edited_sections_kept": kept,
+           "approval_voided": was_approved, "content_hash": card.compute_content_hash()})
+    return card
+
+
+@transaction.atomic
+def edit_model_card(actor, card, sections: dict):
+    """The run's engineer rewrites the prose; the facts stay as measured. An edit after approval
+    returns the card to draft and clears the approval."""
+    from governance import model_cards
+    from governance.models import ModelCard, ModelCardState
+
+    card = ModelCard.objects.select_for_update().select_related("run").get(pk=card.pk)
+    if card.run.created_by_id != actor.pk:
+        raise PermissionError("Only the engineer who owns the run edits its model card.")
+    unknown = set(sections) - set(model_cards.SECTION_KEYS)
+    if unknown:
+        raise ModelCardRefused(f"A model card has no section {', '.join(sorted(unknown))}.")
+    new = {k: str(sections.get(k, card.sections.get(k, ""))).replace("\r\n", "\n").strip() for k in model_cards.SECTION_KEYS}
+    too_long = [model_cards.SECTION_LABELS[k] for k, v in new.items() if len(v) > model_cards.MAX_SECTION_CHARS]
+    if too_long:
+        raise ModelCardRefused(f"Keep each section under {model_cards.MAX_SECTION_CHARS} characters: {', '.join(too_long)}.")
+    changed = sorted(k for k in new if new[k] != card.sections.get(k, ""))
+    if not changed:
+        return card
+    was_approved = card.state == ModelCardState.APPROVED
+    card.sections = new
+    card.state, card.approved_by, card.approved_at, card.content_hash = ModelCardState.DRAFT, None, None, ""
+    card.updated_at = timezone.now()
+    card.save()
+    audit(actor, "modelcard.edited", card,
+          f"{actor} edited the model card of run {card.run_id} ({', '.join(model_cards.SECTION_LABELS[k] for k in changed)})"
+          + ("; back to draft, its approval is void" if was_approved else ""),
+          {"changed": changed, "approval_voided": was_approved, "content_hash": card.compute_content_hash()})
+    return card
+
+
+@transaction.atomic
+def approve_model_card(actor, card, seen_hash: str):
+    """The privacy officer approves exactly the version they read: `seen_hash` is the content hash
+    the page showed them. A card that changed since is refused, and the approval binds the hash."""
+    from governance.models import ModelCard, ModelCardState
+
+    if not actor.has_perm("governance.approve_modelcard"):
+        raise PermissionError("Only the privacy officer approves model cards.")
+    card = ModelCard.objects.select_for_update().select_related("run").get(pk=card.pk)
+    if card.run.created_by_id == actor.pk:
+        raise PermissionError("You trained this adapter: someone else must approve its model card.")
+    current = card.compute_content_hash()
+    if (seen_hash or "").strip().lower() != current:
+        raise ModelCardRefused("The model card changed since you opened it: read the current version and approve that.")
+    if card.state == ModelCardState.APPROVED and card.content_hash == current:
+        raise ModelCardRefused("This version of the model card is already approved.")
+    if not card.facts.get("audit"):
+        raise ModelCardRefused("The adapter has not been audited: approve its model card once the audit's figures are in it.")
+    card.state, card.content_hash, card.approved_by, card.approved_at = ModelCardState.APPROVED, current, actor, timezone.now()
+    card.updated_at = card.approved_at
+    card.save()
+    audit(actor, "modelcard.approved", card, f"{actor} approved the model card of run {card.run_id}",
+          {"content_hash": current, "run": card.run_id, "audit": card.facts["audit"].get("id")})
+    return card

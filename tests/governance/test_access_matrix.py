@@ -71,6 +71,56 @@ for model, readers, writers in [
         (f"{model} edit post", "post", lambda r, m=model: reverse(f"governance:{m}_edit", args=[r[m].pk]), writers),
     ]
 
+# Model cards and the sharing of evidence packs.
+PAGES += [
+    ("own run's model card", "get", lambda r: reverse("governance:model_card", args=[_model_card(r).run_id]), {E, L, P, A}),
+    ("own run's model card README", "get", lambda r: reverse("governance:model_card_readme", args=[_model_card(r).run_id]), {E, L, P, A}),
+    ("own run's model card edit page", "get", lambda r: reverse("governance:model_card_edit", args=[_model_card(r).run_id]), {E}),
+    ("own run's model card edit post", "post", lambda r: reverse("governance:model_card_edit", args=[_model_card(r).run_id]), {E}),
+    ("own run's model card approval", "post", lambda r: reverse("governance:model_card_approve", args=[_model_card(r).run_id]), {P}),
+    ("own run's model card draft", "post", lambda r: reverse("governance:model_card_draft", args=[r["run"].pk]), {E, P}),
+    ("own run's pack shares", "get", lambda r: reverse("audits:pack_shares", args=[_pack(r).pk]), {P}),
+    ("own run's pack share post", "post", lambda r: reverse("audits:pack_shares", args=[_pack(r).pk]), {P}),
+    ("own run's pack share revoke", "post", lambda r: reverse("audits:share_revoke", args=[_pack_share(r).pk]), {P}),
+    ("packs shared with me", "get", lambda r: reverse("audits:shared_with_me"), {R}),
+]
+
+
+def _model_card(r):
+    """A model card of the engineer's run, made the first time a row needs it."""
+    if "model_card" not in r:
+        from governance.model_cards import draft_sections, facts_for
+        from governance.models import ModelCard
+
+        facts = facts_for(r["run"])
+        r["model_card"] = ModelCard.objects.create(run=r["run"], facts=facts, sections=draft_sections(r["run"], facts))
+    return r["model_card"]
+
+
+def _pack(r):
+    if "pack" not in r:
+        import uuid
+
+        from audits.models import EvidencePack
+
+        r["pack"] = EvidencePack.objects.create(run=r["run"], sha256="a" * 64, size_bytes=1, blob_id=str(uuid.uuid4()), manifest={},
+                                                signature="b" * 128, public_key_fingerprint="c" * 64)
+    return r["pack"]
+
+
+def _pack_share(r):
+    """The pack shared with a regulator of its own (not the persona under test)."""
+    if "pack_share" not in r:
+        from audits.models import PackShare
+        from django.contrib.auth import get_user_model
+
+        from tests.conftest import _make_user
+
+        rex = get_user_model().objects.filter(username="rex").first() or _make_user("rex", "regulator")
+        r["pack_share"] = PackShare.objects.create(pack=_pack(r), regulator=rex, shared_by=get_user_model().objects.get(username="priya"))
+    return r["pack_share"]
+
+
 API = [
     ("datasets list", "get", lambda r: "/api/datasets/", CATALOGUE_READERS | {"other_engineer"}),
     ("own dataset", "get", lambda r: f"/api/datasets/{r['dataset'].pk}/", {E, L, P, A}),
