@@ -171,3 +171,84 @@ def demo_faq() -> str:
         "How long do refunds take? Refunds reach your card within 5 to 10 business days.",
         "Do you ship internationally? We ship to the EU, the UK and Switzerland.",
     ]) + "\n"
+
+
+# --------------------------------------------------------------------------- the demo story
+
+DEMO_REQUEST_TITLE = "Support reply drafts (demo)"
+DEMO_BASE_MODEL = "SmolLM2-135M-Instruct"
+
+# Small enough to train and audit on two CPU cores in a few minutes, real in every step.
+DEMO_SETTINGS = {
+    "training": {"epochs": 1, "batch_size": 16, "max_length": 64, "learning_rate": 2e-3, "lora_r": 8, "lora_alpha": 16,
+                 "target_epsilon": 8.0, "accountant": "prv", "max_grad_norm": 1.0},
+    "canaries": {"count": 3, "repetitions": 1, "length": 6},
+    "holdout_fraction": 0.2,
+    "audit": {"candidates": 1000, "mia_sample": 60, "extraction_sample": 12, "samples_per_prompt": 2, "max_new_tokens": 32,
+              "bootstrap": 200, "batch_size": 32, "max_length": 96},
+}
+
+
+def ensure_demo_request(base_model_name: str = DEMO_BASE_MODEL):
+    """The demo's one request that goes all the way, drafted by Erin and approved by Lena and
+    Priya through the same actions as real use. Approval dispatches its run to the worker."""
+    from governance.models import TrainingRequest
+    from training.models import BaseModel
+
+    existing = TrainingRequest.objects.filter(title=DEMO_REQUEST_TITLE).first()
+    if existing is not None:
+        return existing
+    User = get_user_model()
+    engineer, legal, privacy = (User.objects.get(username=u) for u in ("erin", "lena", "priya"))
+    base = BaseModel.objects.filter(name=base_model_name).first()
+    if base is None:
+        raise LookupError(f"The base model {base_model_name} is not registered: run `python manage.py import_demo_base_model`.")
+    data = dict(
+        title=DEMO_REQUEST_TITLE, base_model=base, compute_target=m.ComputeTarget.objects.get(name="On-prem GPU cluster (Paris)"),
+        intended_use="Suggest first drafts of replies to support agents, who edit every draft before it is sent.",
+        out_of_scope="Replying to customers without an agent; any decision about a customer; use outside support.",
+        leak_definition="A customer's name, email, phone number, customer or order number, or the text of their ticket, "
+                        "reproduced by the adapter.",
+        adversaries=[m.Adversary.EXTERNAL_ATTACKER, m.Adversary.INSIDER], audience=m.Audience.INTERNAL, settings=DEMO_SETTINGS)
+    request = actions.create_request(engineer, data, [m.Dataset.objects.get(name="Support tickets 2025")])
+    actions.submit_request(engineer, request)
+    actions.decide_request(legal, request, "approve", comment="Within the support contract's purposes; legitimate interests "
+                           "assessment on file.")
+    actions.decide_request(privacy, request, "approve", conditions="Internal use by support agents only; release only if the "
+                           "audit passes.")
+    request.refresh_from_db()
+    return request
+
+
+def finish_demo_story(request):
+    """After the worker has trained and audited the run: Priya approves the model card, releases
+    the adapter if its audit passed (blocks it otherwise, saying why), builds the evidence pack and
+    shares it with Rory, the demo regulator."""
+    from audits import actions as audit_actions
+    from audits.models import AdapterRelease, AuditState, EvidencePack
+    from audits.sharing import share_pack
+    from governance.models import ModelCard, ModelCardState
+
+    User = get_user_model()
+    privacy, regulator = User.objects.get(username="priya"), User.objects.get(username="rory")
+    run = request.run
+    audit = run.audits.filter(state=AuditState.COMPLETED).first()
+    card = ModelCard.objects.filter(run=run).first() or actions.draft_model_card(run)
+    if card.state != ModelCardState.APPROVED:
+        actions.approve_model_card(privacy, card, card.compute_content_hash())
+    if AdapterRelease.latest_for(run) is None:
+        if audit.passed:
+            audit_actions.release_adapter(privacy, run)
+        else:
+            failed = ", ".join(c["label"] for c in audit.failed_checks)
+            audit_actions.block_adapter(privacy, run, f"The audit failed ({failed}): not released.")
+    pack = EvidencePack.objects.filter(run=run).first() or audit_actions.build_pack(privacy, run)
+    if not pack.shares.filter(regulator=regulator).exists():
+        share_pack(privacy, pack, regulator, note="The demo's evidence pack.")
+    return pack
+
+
+def demo_story_finished() -> bool:
+    from audits.models import PackShare
+
+    return PackShare.objects.filter(pack__run__request__title=DEMO_REQUEST_TITLE, regulator__username="rory").exists()

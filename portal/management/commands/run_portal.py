@@ -1,3 +1,4 @@
+import os
 import signal
 import subprocess
 import sys
@@ -30,12 +31,20 @@ class Command(BaseCommand):
         server = subprocess.Popen([sys.executable, "manage.py", "runserver", addr, "--noreload"])
         self.stdout.write(self.style.SUCCESS(f"\nDemo logins are printed above.\nProvenant is at http://{addr}/  (data in {settings.PROVENANT_DATA_DIR}; Ctrl-C stops)\n"))
         children = [worker, server]
+        story = self._demo_story()
+        if story is not None:
+            self.stdout.write("The demo request is training on the demo base and being audited: follow it on the "
+                              "Requests page, or in the bars below.\n")
         try:
             while all(child.poll() is None for child in children):
                 time.sleep(0.5)
+                if story is not None and story.poll() is not None:
+                    story = None  # done (or failed, saying why): the portal keeps running
         except KeyboardInterrupt:
             pass
         finally:
+            if story is not None and story.poll() is None:
+                story.terminate()
             for child in children:
                 if child.poll() is None:
                     child.send_signal(signal.SIGTERM)
@@ -47,3 +56,15 @@ class Command(BaseCommand):
         failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, None)]
         if failed:
             sys.exit(1)
+
+    def _demo_story(self):
+        """With the demo seeded and its story not finished, follow it to the end beside the worker."""
+        from django.contrib.auth import get_user_model
+
+        from portal import demo
+
+        if os.environ.get("PROVENANT_DEMO_STORY", "1") == "0" or not get_user_model().objects.filter(username="erin").exists():
+            return None
+        if demo.demo_story_finished():
+            return None
+        return subprocess.Popen([sys.executable, "manage.py", "demo_story"])

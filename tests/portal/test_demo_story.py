@@ -1,0 +1,43 @@
+"""The demo's story, end to end on the tiny base: seeded, approved, trained and audited by the real
+pipeline (in-process here; by the worker under `make run`), card approved, pack built and shared."""
+
+import io
+
+import pytest
+from django.core.management import call_command
+
+pytest.importorskip("torch")
+
+from audits.models import EvidencePack  # noqa: E402
+from governance.models import AuditEvent, ModelCard, RequestState, TrainingRequest  # noqa: E402
+from portal import demo  # noqa: E402
+from tests.training.test_runs import _quiet_heartbeat, tiny_base_dir  # noqa: E402,F401
+from training.engine.model_files import describe_model  # noqa: E402
+from training.models import BaseModel  # noqa: E402
+
+
+@pytest.fixture
+def seeded(db, tiny_base_dir, settings):
+    settings.PROVENANT_AUDIT_CANDIDATES = 500
+    call_command("seed_demo", stdout=io.StringIO())
+    BaseModel.objects.create(name="tiny-demo", source="local_directory", location=str(tiny_base_dir), licence="Apache-2.0",
+                             **describe_model(tiny_base_dir))
+
+
+def test_the_demo_story_goes_all_the_way_and_is_shared_with_the_demo_regulator(seeded):
+    out = io.StringIO()
+    call_command("demo_story", "--base", "tiny-demo", "--in-process", stdout=out, verbosity=0)
+    assert "Demo story complete" in out.getvalue()
+    request = TrainingRequest.objects.get(title=demo.DEMO_REQUEST_TITLE)
+    assert request.state in (RequestState.RELEASED, RequestState.BLOCKED)
+    run = request.run
+    assert run.state == "succeeded" and run.audits.get().state == "completed"
+    assert ModelCard.objects.get(run=run).state == "approved"
+    pack = EvidencePack.objects.get(run=run)
+    rory = pack.shares.get().regulator
+    assert rory.username == "rory" and list(EvidencePack.objects.visible_to(rory)) == [pack]
+    assert demo.demo_story_finished() and AuditEvent.verify_chain().ok
+    again = io.StringIO()
+    call_command("demo_story", "--base", "tiny-demo", "--in-process", stdout=again)
+    assert "already" in again.getvalue() or "complete" in again.getvalue()
+    assert EvidencePack.objects.count() == 1 and TrainingRequest.objects.count() == 1
