@@ -158,6 +158,7 @@ STORAGES = {
 # Uploads: datasets are streamed through an encrypting handler and never written in plaintext.
 PROVENANT_MAX_DATASET_BYTES = int(os.environ.get("PROVENANT_MAX_DATASET_BYTES", str(2 * 1024**3)))
 PROVENANT_MAX_DOCUMENT_BYTES = int(os.environ.get("PROVENANT_MAX_DOCUMENT_BYTES", str(25 * 1024**2)))
+PROVENANT_MAX_PACK_BYTES = int(os.environ.get("PROVENANT_MAX_PACK_BYTES", str(200 * 1024**2)))  # evidence packs uploaded for verification
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 0  # never keep an upload in memory; our handler streams it
 FILE_UPLOAD_HANDLERS = ["governance.uploads.RefuseUnexpectedUploadHandler"]

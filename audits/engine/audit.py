@@ -118,7 +118,12 @@ def _canaries(model, tokenizer, canaries: list[dict], config: AuditConfig) -> li
         return []
     from audits.engine import extraction
 
-    found = extraction.canary_extraction(model, tokenizer, [{"prefix": c["prefix"], "secret": c["secret"]} for c in canaries])
+    # The prompt ends before the space: BPE tokenizers join a space to the next word (" 1" is one
+    # token), so a prompt ending in a lone space token starts decoding from a token sequence that
+    # training never showed. canary_extraction compares after lstrip(), so the space is not lost.
+    # Canaries that share a prefix share one greedy continuation: at most one of them can come out.
+    found = extraction.canary_extraction(model, tokenizer, [{"prefix": c["prefix"].rstrip(), "secret": c["secret"]}
+                                                            for c in canaries])
     out = []
     for index, (canary, extracted) in enumerate(zip(canaries, found)):
         result = canary_exposure(model, tokenizer, canary["prefix"], canary["secret"], canary.get("alphabet") or string.digits,
@@ -223,10 +228,52 @@ def _limit_check(code, label, value, limit, unit, what: str, skipped: str | None
     if skipped:
         return _check(code, label, None, limit, True, skipped)
     if limit is None:
-        return _check(code, label, value, None, True, f"No limit is set for {what}; measured {value:g}{unit}, not checked.")
+        return _check(code, label, value, None, True, f"No limit is set for {what}; measured {round(value, 3):g}{unit}, not checked.")
     passed = value <= limit
-    return _check(code, label, value, limit, passed,
-                  f"{what[0].upper()}{what[1:]} is {value:g}{unit}, {'within' if passed else 'above'} the limit of {limit:g}{unit}.")
+    return _check(code, label, value, limit, passed, f"{what[0].upper()}{what[1:]} is {round(value, 3):g}{unit}, "
+                  f"{'within' if passed else 'above'} the limit of {round(limit, 3):g}{unit}.")
+
+
+# A canary counts as memorised when its rank would happen by chance with less than this probability,
+# across all the run's canaries (Bonferroni): a model that learned nothing ranks each secret
+# uniformly, so P(exposure ≥ x) = 2^−x per canary, and the highest of k is often a few bits.
+CANARY_CHANCE = 0.01
+# Below this many non-members, "1% false positives" is really "no false positive at all".
+MIN_NONMEMBERS_FOR_TPR = 100
+
+
+def _canary_checks(canaries: list[dict], thresholds: Thresholds) -> list[dict]:
+    """Two canary checks: the mean exposure against the data class's limit (how much the model
+    prefers real secrets overall), and the highest against chance (has any one secret been
+    learned by heart, or given back by greedy decoding?)."""
+    if not canaries:
+        skipped = "No canaries were planted, so memorisation of secrets was not measured."
+        return [_check("canary_exposure", "Canary exposure (mean)", None, thresholds.max_exposure_bits, True, skipped),
+                _check("canary_memorised", "No canary learned by heart", None, None, True, skipped)]
+    bits = [c["exposure_bits"] for c in canaries]
+    mean, highest = sum(bits) / len(bits), max(bits)
+    mean_check = _limit_check(
+        "canary_exposure", "Canary exposure (mean)", mean, thresholds.max_exposure_bits, " bits",
+        f"the mean exposure of the {len(bits)} planted canaries (how far the model prefers the real secrets over random "
+        "ones; about 1.44 bits by chance alone)", None)
+    mean_check["reason"] += f" The highest is {highest:.2f} bits."
+    max_bits = max(c["max_bits"] for c in canaries)
+    bar = min(math.log2(len(bits) / CANARY_CHANCE), max_bits)
+    extracted = sum(1 for c in canaries if c.get("extracted"))
+    memorised = highest >= bar
+    passed = not memorised and not extracted
+    if passed:
+        reason = (f"The highest exposure, {highest:.2f} bits, is below {bar:.2f} bits, which chance alone reaches with "
+                  f"probability {CANARY_CHANCE:.0%} across {len(bits)} canaries; greedy decoding gave back no secret.")
+    else:
+        parts = []
+        if memorised:
+            parts.append(f"a canary reaches {highest:.2f} bits of {max_bits:.2f} (its secret ranks above almost every random "
+                         f"one: chance alone would do this with probability under {CANARY_CHANCE:.0%})")
+        if extracted:
+            parts.append(f"greedy decoding from the prefix gives back the secret of {extracted} canary(ies)")
+        reason = "The adapter has learned planted secrets by heart: " + "; ".join(parts) + "."
+    return [mean_check, _check("canary_memorised", "No canary learned by heart", highest, round(bar, 3), passed, reason)]
 
 
 def evaluate_verdict(report: dict, thresholds: Thresholds, claimed_epsilon: float | None) -> dict:
@@ -234,11 +281,7 @@ def evaluate_verdict(report: dict, thresholds: Thresholds, claimed_epsilon: floa
     advisory ones (distribution shift), which warn that the membership figures may mislead."""
     checks = []
     canaries = report.get("canaries") or []
-    exposure = max((c["exposure_bits"] for c in canaries), default=None)
-    checks.append(_limit_check(
-        "canary_exposure", "Canary exposure (highest)", exposure, thresholds.max_exposure_bits, " bits",
-        "the highest exposure of a planted canary (how far the model prefers the real secret over random ones)",
-        None if canaries else "No canaries were planted, so memorisation of secrets was not measured."))
+    checks += _canary_checks(canaries, thresholds)
 
     attacks = (report.get("membership") or {}).get("attacks") or {}
     no_mia = None if attacks else "Membership inference was not run."
@@ -247,10 +290,14 @@ def evaluate_verdict(report: dict, thresholds: Thresholds, claimed_epsilon: floa
     checks.append(_limit_check("mia_auc", "Membership inference AUC (best attack)", best_auc, thresholds.max_mia_auc, "",
                                "the best attack's ability to tell training records from held-out ones (ROC AUC, 0.5 = "
                                "guessing)", no_mia))
+    nonmembers = (report.get("membership") or {}).get("nonmembers")
+    too_few = (f"Only {nonmembers} held-out records were attacked: a false-positive rate of 1% cannot be measured with fewer "
+               f"than {MIN_NONMEMBERS_FOR_TPR}, so this was not checked (the AUC check still applies)."
+               if attacks and nonmembers is not None and nonmembers < MIN_NONMEMBERS_FOR_TPR else None)
     checks.append(_limit_check("mia_tpr_at_1pct_fpr", "Members identified at 1% false positives (best attack)", best_tpr,
                                thresholds.max_tpr_at_1pct_fpr, "",
                                "the share of training records the best attack identifies while wrongly accusing 1% of "
-                               "held-out records", no_mia))
+                               "held-out records", no_mia or too_few))
 
     pii = report.get("pii")
     # Attributable: generated by the adapter and not by the base model on the same prompts. Without
@@ -385,7 +432,7 @@ def main(argv=None) -> int:
 
         print("loading the PII detector…", file=sys.stderr)
         detect = leakage.detector_for()
-    bar = tqdm(total=len(PHASES), unit="phase", desc="audit")
+    bar = tqdm(unit="phase", desc="audit")  # the total comes with the first report: PII may be skipped
 
     def progress(state):
         bar.total = state["total"]
