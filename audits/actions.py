@@ -82,16 +82,21 @@ def finish_audit(item: AdapterAudit, *, report: dict, verdict: dict, thresholds:
                 {"passed": item.passed, "checks": [{k: c.get(k) for k in ("code", "value", "limit", "passed")} for c in verdict.get("checks", [])],
                  "thresholds": thresholds})
     follow_run(item.run)
-    # The model card is drafted (or its figures refreshed) from the completed audit once this
-    # commits; a failure to draft must not undo the audit's result.
-    transaction.on_commit(lambda: _draft_model_card(item.run_id), robust=True)
+    # Once this commits: the model card is drafted (or its figures refreshed) from the completed
+    # audit, then a first evidence pack is built. A failure there must not undo the audit's result.
+    transaction.on_commit(lambda: _after_audit(item.run_id), robust=True)
     return item
 
 
-def _draft_model_card(run_id: int) -> None:
+def _after_audit(run_id: int) -> None:
+    from django.conf import settings
+
     from governance.actions import draft_model_card
 
-    draft_model_card(TrainingRun.objects.get(pk=run_id))
+    run = TrainingRun.objects.get(pk=run_id)
+    draft_model_card(run)
+    if settings.PROVENANT_PACK_AFTER_AUDIT:
+        build_pack(None, run)
 
 
 @transaction.atomic

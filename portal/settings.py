@@ -276,3 +276,6 @@ PROVENANT_KEEP_CHECKPOINTS = os.environ.get("PROVENANT_KEEP_CHECKPOINTS", "") ==
 PROVENANT_AUDIT_AFTER_TRAINING = os.environ.get("PROVENANT_AUDIT_AFTER_TRAINING", "1") == "1"
 PROVENANT_AUDIT_CANDIDATES = int(os.environ.get("PROVENANT_AUDIT_CANDIDATES", "10000"))
 PROVENANT_AUDIT_TIME_LIMIT = int(os.environ.get("PROVENANT_AUDIT_TIME_LIMIT", str(6 * 3600)))
+# After an audit completes: draft the model card, then build a first evidence pack (the privacy
+# officer builds another once the card is approved).
+PROVENANT_PACK_AFTER_AUDIT = os.environ.get("PROVENANT_PACK_AFTER_AUDIT", "1") == "1"

@@ -59,7 +59,7 @@ def test_thresholds_are_the_strictest_of_the_runs_data_classes_and_name_them(eng
 
 def test_the_verdict_applies_the_data_class_limits(engineer, base_model):
     run = queued_run(engineer, base_model)
-    report = {"canaries": [{"exposure_bits": 2.0}], "membership": {"attacks": {
+    report = {"canaries": [{"exposure_bits": 2.0, "max_bits": 13.29}], "membership": {"attacks": {
         "loss": {"auc": 0.58, "tpr_at_1pct_fpr": 0.02, "epsilon_lower_bound": {"epsilon": 0.1}}}}}
     assert verdict_for(report, thresholds_for(run), 8.0)["passed"]
     run.datasets.first().data_classes.add(DataClass.objects.create(name="Health", max_epsilon=8, audit_max_exposure_bits=1.5,
