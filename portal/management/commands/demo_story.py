@@ -19,6 +19,9 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=3 * 3600, help="seconds to wait for the worker")
 
     def handle(self, *args, base, in_process, timeout, **options):
+        from portal.celery import ensure_broker_folders
+
+        ensure_broker_folders()  # approval enqueues the run, even when this command then runs it here
         if demo.demo_story_finished():
             self.stdout.write("The demo story is complete: see the request “%s”." % demo.DEMO_REQUEST_TITLE)
             return
