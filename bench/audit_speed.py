@@ -1,5 +1,7 @@
-"""Canary candidate scoring: the batched scorer (`exposure.log_perplexities`) against a
-one-sequence-at-a-time Hugging Face loop (`model(input_ids, labels=input_ids)` per sequence).
+"""Canary candidate scoring: the audit's scorer (`exposure.shared_prefix_log_perplexities`: the
+canary's prefix through the model once, the candidates in batches on its cached keys and values)
+against a one-sequence-at-a-time Hugging Face loop (`model(input_ids, labels=input_ids)` per
+sequence); the plain batched scorer (`exposure.log_perplexities`) is shown between the two.
 
 Anchor: the per-sequence loop, as the exposure code of many audits is written. Both score the same
 candidates ("<prefix><secret>" with random 8-digit secrets) on the same model; the loop only a
@@ -56,7 +58,7 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-    from audits.engine.exposure import log_perplexities
+    from audits.engine.exposure import log_perplexities, shared_prefix_log_perplexities
     from training.engine.tiny_base import build_tiny_base
 
     if args.threads:
@@ -80,8 +82,14 @@ def main() -> None:
 
     log_perplexities(model, tokenizer, texts[:args.batch], args.batch)  # warm-up: allocator, kernels
     started = time.perf_counter()
-    batched = log_perplexities(model, tokenizer, texts, args.batch)
+    plain = log_perplexities(model, tokenizer, texts, args.batch)
+    plain_rate = len(texts) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    batched = shared_prefix_log_perplexities(model, tokenizer, texts, args.batch)
     batched_rate = len(texts) / (time.perf_counter() - started)
+    drift = max(abs(a - b) / abs(b) for a, b in zip(batched, plain))
+    if drift > 1e-3:
+        sys.exit(f"the two batched scorers differ: largest relative difference {drift:.2e} (> 1e-3)")
 
     subset = texts[:args.loop]
     loop_scores(model, tokenizer, subset[:5])  # warm-up
@@ -95,7 +103,8 @@ def main() -> None:
     print(f"{label}; {device}; {torch.get_num_threads()} threads; sequences of "
           f"{len(tokenizer(texts[0])['input_ids'])} tokens")
     print(f"{'scorer':<28}{'sequences':>10}{'seq/s':>10}")
-    print(f"{'batched (batch ' + str(args.batch) + ')':<28}{len(texts):>10}{batched_rate:>10.1f}")
+    print(f"{'shared prefix, batch ' + str(args.batch):<28}{len(texts):>10}{batched_rate:>10.1f}")
+    print(f"{'plain batched, batch ' + str(args.batch):<28}{len(texts):>10}{plain_rate:>10.1f}")
     print(f"{'HF loop, one at a time':<28}{len(subset):>10}{loop_rate:>10.1f}")
     print(f"same scores on the shared {len(subset)}: largest relative difference {worst:.1e}")
     print(f"batched/loop throughput ratio: {batched_rate / loop_rate:.2f}x")

@@ -85,6 +85,50 @@ def log_perplexities(model, tokenizer, texts: list[str], batch_size: int = 256, 
     return scores
 
 
+def shared_prefix_log_perplexities(model, tokenizer, texts: list[str], batch_size: int = 256, device=None) -> list[float]:
+    """The same sums as `log_perplexities`, for texts that start with the same tokens (a canary's
+    prefix followed by candidate secrets): the shared tokens go through the model once, and each
+    batch of candidates runs only its own tokens on top of their cached keys and values. Falls
+    back to `log_perplexities` when the texts share fewer than two tokens."""
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    device = device or next(model.parameters()).device
+    encoded = [tokenizer(text)["input_ids"] for text in texts]
+    shared = min(len(ids) for ids in encoded) - 1  # every text keeps at least one token of its own
+    first = encoded[0]
+    for ids in encoded[1:]:
+        while shared and ids[:shared] != first[:shared]:
+            shared -= 1
+    if shared < 2:
+        return log_perplexities(model, tokenizer, texts, batch_size, device)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    model.eval()
+    scores: list[float] = []
+    with torch.no_grad():
+        head = torch.tensor([first[:shared]], device=device)
+        out = model(input_ids=head, use_cache=True)
+        head_nll = float(F.cross_entropy(out.logits[0, :-1].float(), head[0, 1:], reduction="sum"))
+        next_logits = out.logits[0, -1].float()  # predicts each text's first token of its own
+        for start in range(0, len(encoded), batch_size):
+            tails = [ids[shared:] for ids in encoded[start:start + batch_size]]
+            width = max(len(t) for t in tails)
+            ids = torch.tensor([t + [pad] * (width - len(t)) for t in tails], device=device)
+            mask = torch.tensor([[1] * len(t) + [0] * (width - len(t)) for t in tails], device=device)
+            cache = copy.deepcopy(out.past_key_values)
+            cache.batch_repeat_interleave(len(tails))
+            full_mask = torch.cat([torch.ones(len(tails), shared, dtype=mask.dtype, device=device), mask], dim=1)
+            positions = torch.arange(shared, shared + width, device=device).unsqueeze(0).expand(len(tails), -1)
+            logits = model(input_ids=ids, attention_mask=full_mask, past_key_values=cache, position_ids=positions).logits.float()
+            # Token i of a tail is predicted by the logits before it: the shared head's last for i = 0.
+            predicting = torch.cat([next_logits.expand(len(tails), 1, -1), logits[:, :-1]], dim=1)
+            nll = F.cross_entropy(predicting.reshape(-1, predicting.size(-1)), ids.reshape(-1), reduction="none").view(ids.shape)
+            scores.extend((head_nll + (nll * mask).sum(dim=1)).tolist())
+    return scores
+
+
 def canary_exposure(model, tokenizer, prefix: str, secret: str, alphabet: str, *, candidates: int = 10_000,
                     batch_size: int = 256, histogram_bins: int = 0) -> CanaryExposure:
     """Rank the true secret among `candidates` − 1 other secrets of the same format, drawn at random
@@ -101,7 +145,7 @@ def canary_exposure(model, tokenizer, prefix: str, secret: str, alphabet: str, *
             if guess != secret:
                 others.add(guess)
     pool = [secret] + sorted(others)
-    scores = log_perplexities(model, tokenizer, [prefix + s for s in pool], batch_size)
+    scores = shared_prefix_log_perplexities(model, tokenizer, [prefix + s for s in pool], batch_size)
     true, others_scores = scores[0], scores[1:]
     rank = 1 + sum(1 for s in others_scores if s < true)  # ties count in the secret's favour: a lower bound on exposure
     # The fit describes what a random secret scores, so the true one is left out of it.

@@ -63,3 +63,17 @@ def test_the_histogram_spans_the_secret_and_counts_every_candidate():
     histogram = score_histogram([10.0, 11.0, 12.0, 12.5], 2.0, bins=5)
     assert len(histogram["edges"]) == 6 and sum(histogram["counts"]) == 4
     assert histogram["edges"][0] == 2.0 and histogram["secret_score"] == 2.0
+
+
+def test_the_shared_prefix_scorer_gives_the_scores_of_the_plain_batched_one(tmp_path):
+    pytest.importorskip("torch")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from audits.engine.exposure import log_perplexities, shared_prefix_log_perplexities
+    from training.engine.tiny_base import build_tiny_base
+
+    directory = build_tiny_base(tmp_path / "base", seed=1)
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(directory), AutoTokenizer.from_pretrained(directory)
+    texts = [f"My account recovery code is {code}" for code in ("123456", "98765", "000000", "4242424242", "7")]
+    shared = shared_prefix_log_perplexities(model, tokenizer, texts, batch_size=2)
+    assert shared == pytest.approx(log_perplexities(model, tokenizer, texts, batch_size=8), rel=1e-4)
