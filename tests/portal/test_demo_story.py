@@ -41,3 +41,22 @@ def test_the_demo_story_goes_all_the_way_and_is_shared_with_the_demo_regulator(s
     call_command("demo_story", "--base", "tiny-demo", "--in-process", stdout=again)
     assert "already" in again.getvalue() or "complete" in again.getvalue()
     assert EvidencePack.objects.count() == 1 and TrainingRequest.objects.count() == 1
+
+
+def test_waiting_for_the_worker_follows_the_run_then_its_audit_and_reports_a_failure(seeded):
+    from django.contrib.auth import get_user_model
+    from django.core.management.base import CommandError
+
+    from audits.models import AdapterAudit
+    from portal.management.commands.demo_story import Command
+    from tests.training.test_runs import queued_run
+
+    engineer = get_user_model().objects.get(username="erin")  # the demo's engineer
+    run = queued_run(engineer, BaseModel.objects.get(name="tiny-demo"))
+    type(run).objects.filter(pk=run.pk).update(state="succeeded", step=3, total_steps=3)
+    AdapterAudit.objects.create(run=run, state="completed", done=5, total=5)
+    Command()._wait_for_worker(run, timeout=10, quiet=True)  # returns: trained and audited
+    failed = queued_run(engineer, BaseModel.objects.get(name="tiny-demo"))
+    type(failed).objects.filter(pk=failed.pk).update(state="failed", failure_reason="the worker died")
+    with pytest.raises(CommandError, match="the worker died"):
+        Command()._wait_for_worker(failed, timeout=10, quiet=True)
