@@ -116,13 +116,24 @@ def record_audit_purge(item: AdapterAudit, report: dict) -> None:
     audit_event(None, "adapteraudit.purged", item, f"Plaintext scratch of audit {item.pk} removed", report)
 
 
-def reap_dead_audits(this_worker: str | None) -> list[int]:
-    """At worker start: audits this worker node was running cannot be running any more."""
+def reap_dead_audits(this_worker: str | None, now=None) -> list[int]:
+    """At worker start: audits this worker node was running cannot be running any more, and an
+    audit running longer than the task's hard time limit lost its worker, wherever it ran."""
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    now = now or timezone.now()
     reaped = []
-    if not this_worker:
-        return reaped
-    for item in AdapterAudit.objects.filter(state=AuditState.RUNNING, worker=this_worker):
-        fail_audit(item, f"The worker {this_worker} stopped while the audit was in progress (killed or crashed). Run the audit again.")
+    for item in AdapterAudit.objects.filter(state=AuditState.RUNNING):
+        if this_worker and item.worker == this_worker:
+            reason = f"The worker {this_worker} stopped while the audit was in progress (killed or crashed). Run the audit again."
+        elif item.started_at and now - item.started_at > timedelta(seconds=settings.PROVENANT_AUDIT_TIME_LIMIT + 300):
+            reason = (f"The audit has been running on {item.worker} for longer than the time limit "
+                      f"({settings.PROVENANT_AUDIT_TIME_LIMIT} s): its worker was lost. Run the audit again.")
+        else:
+            continue
+        fail_audit(item, reason)
         reaped.append(item.pk)
     return reaped
 

@@ -200,3 +200,20 @@ def test_a_run_may_carry_its_own_audit_settings_and_unknown_ones_are_refused(eng
     assert item.config["candidates"] == 500 and item.config["mia_sample"] == 40 and item.config["bootstrap"] == 1000
     with pytest.raises(runs.InvalidRunSettings, match="unknown audit settings: candidate"):
         runs.RunSettings.from_dict({"audit": {"candidate": 5}})
+
+
+def test_a_worker_restart_fails_its_audits_and_an_audit_past_the_time_limit_anywhere(trained_run, settings):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    settings.PROVENANT_AUDIT_TIME_LIMIT = 60
+    mine = AdapterAudit.objects.create(run=trained_run, state=AuditState.RUNNING, worker="w1", started_at=timezone.now())
+    lost = AdapterAudit.objects.create(run=trained_run, state=AuditState.RUNNING, worker="w2",
+                                       started_at=timezone.now() - dt.timedelta(hours=1))
+    alive = AdapterAudit.objects.create(run=trained_run, state=AuditState.RUNNING, worker="w3", started_at=timezone.now())
+    assert sorted(actions.reap_dead_audits("w1")) == sorted([mine.pk, lost.pk])
+    for item, state in ((mine, AuditState.FAILED), (lost, AuditState.FAILED), (alive, AuditState.RUNNING)):
+        item.refresh_from_db()
+        assert item.state == state
+    assert "time limit" in lost.failure_reason and "stopped while" in mine.failure_reason
