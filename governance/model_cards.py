@@ -239,7 +239,7 @@ def draft_sections(run, facts: dict) -> dict:
         f"{fmt_number(redaction['records_in'])} records changed, {fmt_number(redaction['records_dropped'])} dropped by rule, "
         f"{fmt_number(redaction['deduplicated'])} duplicates removed ({fmt_number(redaction['exact_duplicates'])} exact, "
         f"{fmt_number(redaction['near_duplicates'])} near). Entities found: "
-        + (", ".join(f"{k} {fmt_number(v)}" for k, v in redaction["entities"].items()) or "none") + "."
+        + (", ".join(f"{k} {fmt_number(v)}" for k, v in sorted(redaction["entities"].items())) or "none") + "."
         if redaction["enabled"] else "Personal data was not redacted before training."
     )
     sections["training_data"] = (
@@ -339,7 +339,7 @@ def fact_rows(facts: dict) -> list[tuple[str, str]]:
             ("Records dropped by rule", fmt_number(redaction["records_dropped"])),
             ("Duplicates removed", f"{fmt_number(redaction['deduplicated'])} ({fmt_number(redaction['exact_duplicates'])} exact, "
                                    f"{fmt_number(redaction['near_duplicates'])} near)"),
-            ("Entities redacted", ", ".join(f"{k}: {fmt_number(v)}" for k, v in redaction["entities"].items()) or "none"),
+            ("Entities redacted", ", ".join(f"{k}: {fmt_number(v)}" for k, v in sorted(redaction["entities"].items())) or "none"),
         ]
     else:
         rows.append(("Redaction", "off"))
