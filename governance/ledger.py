@@ -43,6 +43,12 @@ class Budget:
     entries: tuple[LedgerEntry, ...]
     cap: float | None = None  # the smallest max_total_epsilon among the dataset's classes
     cap_class: str = ""
+    # Runs queued or running: not spent yet, but they will release an adapter. Their target ε is
+    # held against the cap (basic composition), so two requests approved together cannot both
+    # pass it. A failed or cancelled run releases nothing and holds nothing.
+    reserved: float = 0.0
+    reserved_runs: int = 0
+    reserved_unbounded: bool = False  # a queued or running run trains without DP
 
     @property
     def unbounded(self) -> bool:
@@ -53,9 +59,9 @@ class Budget:
         """ε still available under the cap; None when there is no cap."""
         if self.cap is None:
             return None
-        if self.epsilon is None:
+        if self.epsilon is None or self.reserved_unbounded:
             return 0.0
-        return max(0.0, self.cap - self.epsilon)
+        return max(0.0, self.cap - self.epsilon - self.reserved)
 
     @property
     def summary(self) -> str:
@@ -114,9 +120,28 @@ def compose(dataset_id: int, entries: list[LedgerEntry]) -> Budget:
     return Budget(dataset_id, len(entries), sum(e.epsilon for e in entries), sum(e.delta or 0.0 for e in entries), BASIC, entries)
 
 
-def budget_for(dataset) -> Budget:
-    """The dataset's spent ε, with the cap of its strictest class and what remains under it."""
+def reserved_for(dataset, exclude_run_id: int | None = None) -> tuple[float, int, bool]:
+    """(target ε held by the dataset's queued and running runs, how many, whether one trains without DP)."""
+    from training.models import ACTIVE_RUN_STATES, TrainingRun
+
+    held, count, unbounded = 0.0, 0, False
+    for run in TrainingRun.objects.filter(datasets=dataset, state__in=ACTIVE_RUN_STATES).exclude(pk=exclude_run_id):
+        training = (run.config or {}).get("training", {})
+        count += 1
+        if training.get("dp", True):
+            held += float(training.get("target_epsilon", 0.0))
+        else:
+            unbounded = True
+    return held, count, unbounded
+
+
+def budget_for(dataset, exclude_run_id: int | None = None) -> Budget:
+    """The dataset's spent ε, what its queued and running runs hold (all but `exclude_run_id`: a
+    run checked at its own start does not hold against itself), the cap of its strictest class
+    and what remains under it."""
     budget = compose(dataset.pk, entries_for(dataset))
+    held, count, unbounded = reserved_for(dataset, exclude_run_id)
+    budget = replace(budget, reserved=held, reserved_runs=count, reserved_unbounded=unbounded)
     capped = [c for c in dataset.data_classes.all() if c.max_total_epsilon is not None]
     if capped:
         tightest = min(capped, key=lambda c: c.max_total_epsilon)

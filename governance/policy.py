@@ -153,7 +153,7 @@ def context_for(request, today: dt.date | None = None, *, at_start: bool = False
         datasets.append(DatasetFacts(
             name=dataset.name, state=dataset.state, segment=dataset.segment,
             classes=tuple(_class_rules(c) for c in dataset.data_classes.all()),
-            duplicate_share=_duplicate_share(dataset.pii_profile or {}), budget=budget_for(dataset),
+            duplicate_share=_duplicate_share(dataset.pii_profile or {}), budget=budget_for(dataset, exclude_run_id=request.run_id),
             pending_high_risk_reviews=pending,
         ))
     threat = ThreatModel(leak_definition=request.leak_definition or "", adversaries=tuple(request.adversaries or ()),
@@ -269,8 +269,9 @@ def high_duplicate_rate(ctx):
 
 
 def privacy_budget_exceeded(ctx):
-    """Spent (the ledger, composed) plus this request's target ε (added: basic composition is the
-    conservative bound before the run exists) must stay within the tightest class cap."""
+    """Spent (the ledger, composed), plus what queued and running runs hold, plus this request's
+    target ε (added: basic composition is the conservative bound before a run exists) must stay
+    within the tightest class cap."""
     if ctx.settings is None:
         return
     t = ctx.settings.training
@@ -285,10 +286,16 @@ def privacy_budget_exceeded(ctx):
         elif not t.dp:
             yield Finding(BLOCKER, "privacy_budget_exceeded",
                           f"{where}; this request trains without differential privacy, which no budget covers.")
-        elif budget.epsilon + t.target_epsilon > budget.cap:
+        elif budget.reserved_unbounded:
             yield Finding(BLOCKER, "privacy_budget_exceeded",
-                          f"{where}; {budget.runs} earlier run{'s' if budget.runs != 1 else ''} spent ε = {budget.epsilon:.3g} "
-                          f"and this request adds up to ε = {t.target_epsilon:g}, a total of {budget.epsilon + t.target_epsilon:.3g}.")
+                          f"{where}; a run queued or running on it trains without differential privacy, so its budget is spent.")
+        elif budget.epsilon + budget.reserved + t.target_epsilon > budget.cap:
+            held = (f", {budget.reserved_runs} queued or running run{'s hold' if budget.reserved_runs != 1 else ' holds'} up to "
+                    f"ε = {budget.reserved:.3g}," if budget.reserved_runs else "")
+            total = budget.epsilon + budget.reserved + t.target_epsilon
+            yield Finding(BLOCKER, "privacy_budget_exceeded",
+                          f"{where}; {budget.runs} earlier run{'s' if budget.runs != 1 else ''} spent ε = {budget.epsilon:.3g}"
+                          f"{held} and this request adds up to ε = {t.target_epsilon:g}, a total of {total:.3g}.")
 
 
 def _needs_dpa(ctx) -> bool:

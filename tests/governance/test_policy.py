@@ -365,3 +365,21 @@ def test_every_rule_is_tested_here():
     source = pathlib.Path(__file__).read_text()
     untested = [rule.__name__ for rule in policy.RULES if source.count(f'"{rule.__name__}"') < 2]
     assert untested == []
+
+
+def test_queued_and_running_runs_hold_their_target_against_the_budget(engineer, good_request):
+    dataset = good_dataset(engineer, good_data_class(max_total_epsilon=10.0))
+    queued = make_succeeded_run(engineer, dataset, state="queued")
+    type(queued).objects.filter(pk=queued.pk).update(config={"training": {"dp": True, "target_epsilon": 8.0}})
+    [finding] = by_code(good_request(datasets=[dataset]), "privacy_budget_exceeded")
+    assert "0 earlier runs spent ε = 0, 1 queued or running run holds up to ε = 8, and this request adds up to ε = 4" in finding.message
+
+
+def test_a_run_checked_at_its_own_start_does_not_hold_against_itself(engineer, good_request):
+    dataset = good_dataset(engineer, good_data_class(max_total_epsilon=5.0))
+    request = good_request(datasets=[dataset])
+    own = make_succeeded_run(engineer, dataset, state="running")
+    type(own).objects.filter(pk=own.pk).update(config={"training": {"dp": True, "target_epsilon": 4.0}})
+    type(request).objects.filter(pk=request.pk).update(run=own)
+    request.refresh_from_db()
+    assert [f for f in policy.findings_for(request, at_start=True) if f.code == "privacy_budget_exceeded"] == []
