@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from audits.models import AdapterAudit, AdapterRelease, AuditState, ReleaseDecision
+from audits.models import ACTIVE_AUDIT_STATES, AdapterAudit, AdapterRelease, AuditState, ReleaseDecision
 from governance.actions import audit as audit_event
 from governance.actions import follow_run
 from training.models import RunState, TrainingRun
@@ -33,7 +33,7 @@ def queue_audit(actor, run: TrainingRun, *, config: dict | None = None, enqueue:
     run = TrainingRun.objects.select_for_update().get(pk=run.pk)
     if run.state != RunState.SUCCEEDED:
         raise ValueError(f"Run {run.pk} has no adapter to audit ({run.get_state_display().lower()}).")
-    if run.audits.filter(state__in=(AuditState.QUEUED, AuditState.RUNNING)).exists():
+    if run.audits.filter(state__in=ACTIVE_AUDIT_STATES).exists():
         raise ValueError(f"An audit of run {run.pk} is already queued or running.")
     config = config or {**default_audit_config(), **(run.config.get("audit") or {})}  # the run's own overrides, if any
     item = AdapterAudit.objects.create(run=run, requested_by=actor, config=config)
@@ -102,7 +102,7 @@ def _after_audit(run_id: int) -> None:
 @transaction.atomic
 def fail_audit(item: AdapterAudit, reason: str) -> AdapterAudit:
     item = AdapterAudit.objects.select_for_update().get(pk=item.pk)
-    if item.state not in (AuditState.QUEUED, AuditState.RUNNING):
+    if item.state not in ACTIVE_AUDIT_STATES:
         return item
     item.state, item.finished_at, item.failure_reason, item.phase = AuditState.FAILED, timezone.now(), reason, "failed"
     item.save()

