@@ -55,13 +55,29 @@ def update_record(actor, instance, apply_changes):
     return instance
 
 
+class ClassificationRefused(PermissionError):
+    pass
+
+
+def check_classify(actor) -> None:
+    """Classification is the privacy officer's decision: the data's owner must not choose the
+    rules her own request will be held to."""
+    if not actor.has_perm("governance.classify_dataset"):
+        raise ClassificationRefused("Only the privacy officer classifies datasets (sets or changes their data classes). "
+                                    "Upload or edit the dataset without them: it stays unusable for training until the "
+                                    "privacy officer classifies it.")
+
+
 def upload_dataset(actor, upload: EncryptedUpload, *, data_classes=(), **fields) -> Dataset:
     """Register an uploaded (already encrypted) file as a dataset once its records validate.
 
     Validation reads the ciphertext back through the decrypting stream, in memory. On any
-    refusal the ciphertext is removed, so a rejected upload stores nothing.
+    refusal the ciphertext is removed, so a rejected upload stores nothing. Only the privacy
+    officer may give data classes at upload (`check_classify`).
     """
     try:
+        if data_classes:
+            check_classify(actor)
         key = master_key().unwrap(upload.wrapped_key, upload.key_context)
         with blob_store().open(upload.blob_id) as ciphertext, key.decrypting(ciphertext) as plaintext:
             record_count = ingest.count_records(
@@ -125,6 +141,51 @@ def shred_dataset(actor, dataset: Dataset, reason: str) -> Dataset:
         blob_id = dataset.blob_id
         transaction.on_commit(lambda: blob_store().delete(blob_id))
     return dataset
+
+
+@transaction.atomic
+def edit_dataset(actor, dataset: Dataset, apply_changes, *, data_classes=None) -> Dataset:
+    """The owner's edit of a dataset's description (`apply_changes` saves it), and, when
+    `data_classes` is given, the privacy officer's classification, in one transaction."""
+    if data_classes is not None:
+        check_classify(actor)
+    dataset = update_record(actor, dataset, apply_changes)
+    if data_classes is not None:
+        dataset = classify_dataset(actor, dataset, data_classes)
+    return dataset
+
+
+@transaction.atomic
+def classify_dataset(actor, dataset: Dataset, data_classes) -> Dataset:
+    """Set the dataset's data classes. A change re-opens every request that names the dataset and
+    is still waiting for its approvals: they signed the rules of the old classes."""
+    check_classify(actor)
+    dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+    before = sorted(dataset.data_classes.values_list("name", flat=True))
+    dataset.data_classes.set(data_classes)
+    after = sorted(dataset.data_classes.values_list("name", flat=True))
+    if after == before:
+        return dataset
+    dataset.updated_at = timezone.now()
+    dataset.save(update_fields=["updated_at"])
+    audit(actor, "dataset.classified", dataset, f"{actor} classified dataset “{dataset}” as {', '.join(after) or 'nothing'}",
+          {"before": before, "after": after})
+    _reopen_requests_naming(dataset, f"the data classes of dataset “{dataset}” changed")
+    return dataset
+
+
+def _reopen_requests_naming(dataset: Dataset, reason: str) -> None:
+    """Requests not yet dispatched go back to draft, their approvals voided; a dispatched one is
+    held to the new classes when its job starts (policy runs again there)."""
+    from governance.models import TrainingRequest
+
+    waiting = (RequestState.SUBMITTED, RequestState.IN_REVIEW, RequestState.APPROVED)
+    for request in TrainingRequest.objects.select_for_update().filter(datasets=dataset, state__in=waiting, run__isnull=True):
+        voided = _void_approvals(request, reason)
+        request.state, request.content_hash, request.findings, request.updated_at = RequestState.DRAFT, "", [], timezone.now()
+        request.save()
+        audit(None, "trainingrequest.reopened", request, f"Training request “{request}” is back to draft: {reason}"
+              + (f"; {voided} approval(s) voided" if voided else ""), {"reason": reason, "voided_approvals": voided})
 
 
 @transaction.atomic

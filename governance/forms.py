@@ -126,12 +126,18 @@ class DatasetUploadForm(UploadErrorsMixin, forms.ModelForm):
     file = forms.FileField(help_text="JSONL, CSV or plain text, UTF-8. Encrypted as it streams in.")
     data_classes = forms.ModelMultipleChoiceField(
         queryset=m.DataClass.objects.all(), required=False, widget=forms.CheckboxSelectMultiple,
-        help_text="Leave empty if unsure: the privacy officer will classify it.",
+        help_text="Until it is classified, the dataset cannot be used for training.",
     )
 
     class Meta:
         model = m.Dataset
         fields = ["name", "description", "file_format", "text_field", "csv_column", "data_classes", "source", "lawful_basis", "segment"]
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if user is None or not user.has_perm("governance.classify_dataset"):
+            # Classification is the privacy officer's: an engineer's upload waits for it.
+            del self.fields["data_classes"]
 
 
     def clean(self):
@@ -149,11 +155,27 @@ class DatasetUploadForm(UploadErrorsMixin, forms.ModelForm):
 
 
 class DatasetEditForm(forms.ModelForm):
-    data_classes = forms.ModelMultipleChoiceField(queryset=m.DataClass.objects.all(), required=False, widget=forms.CheckboxSelectMultiple)
+    """The description of a dataset; its data classes only for the privacy officer, who classifies."""
+
+    data_classes = forms.ModelMultipleChoiceField(
+        queryset=m.DataClass.objects.all(), required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="Changing the classes sends every request that names this dataset and awaits approval back to draft.")
 
     class Meta:
         model = m.Dataset
-        fields = ["name", "description", "data_classes", "source", "lawful_basis", "segment"]
+        fields = ["name", "description", "source", "lawful_basis", "segment"]
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if user is None or not user.has_perm("governance.classify_dataset"):
+            del self.fields["data_classes"]
+        elif self.instance.pk:
+            self.fields["data_classes"].initial = list(self.instance.data_classes.all())
+
+    @property
+    def classes_given(self):
+        """The classes to set, or None when this user's form has no classification."""
+        return self.cleaned_data["data_classes"] if "data_classes" in self.fields else None
 
 
 class ShareDatasetForm(forms.Form):

@@ -56,6 +56,7 @@ class DatasetFacts:
     duplicate_share: float | None  # None: not measured, so not checked
     budget: Budget
     pending_high_risk_reviews: int
+    records: int = 0  # as counted at upload
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class PolicyContext:
     base_model_licence: str
     threat: ThreatModel
     at_start: bool = False
+    # The largest δ a run may use when no data class allows more (the engine's default cap).
+    delta_ceiling: float = 1e-5
 
 
 def _duplicate_share(profile: dict) -> float | None:
@@ -139,7 +142,7 @@ def _compute_facts(target, today: dt.date) -> ComputeFacts:
 def context_for(request, today: dt.date | None = None, *, at_start: bool = False) -> PolicyContext:
     """Read everything the rules need from the models, once."""
     from training.models import RedactionReview, ReviewDecision, ReviewReason
-    from training.runs import InvalidRunSettings, RunSettings
+    from training.runs import DEFAULT_MAX_DELTA, InvalidRunSettings, RunSettings
 
     today = today or timezone.localdate()
     try:
@@ -154,13 +157,14 @@ def context_for(request, today: dt.date | None = None, *, at_start: bool = False
             name=dataset.name, state=dataset.state, segment=dataset.segment,
             classes=tuple(_class_rules(c) for c in dataset.data_classes.all()),
             duplicate_share=_duplicate_share(dataset.pii_profile or {}), budget=budget_for(dataset, exclude_run_id=request.run_id),
-            pending_high_risk_reviews=pending,
+            pending_high_risk_reviews=pending, records=dataset.record_count or 0,
         ))
     threat = ThreatModel(leak_definition=request.leak_definition or "", adversaries=tuple(request.adversaries or ()),
                          audience=request.audience or "", intended_use=request.intended_use or "")
     return PolicyContext(datasets=tuple(datasets), settings=run_settings, settings_error=settings_error,
                          compute=_compute_facts(request.compute_target, today), base_model=request.base_model.name,
-                         base_model_licence=request.base_model.licence or "", threat=threat, at_start=at_start)
+                         base_model_licence=request.base_model.licence or "", threat=threat, at_start=at_start,
+                         delta_ceiling=DEFAULT_MAX_DELTA)
 
 
 # --------------------------------------------------------------------------- the rules
@@ -184,6 +188,16 @@ def _class_pairs(ctx: PolicyContext):
 def settings_invalid(ctx):
     if ctx.settings is None:
         yield Finding(BLOCKER, "settings_invalid", f"The training settings are not valid: {ctx.settings_error}")
+
+
+def dataset_unclassified(ctx):
+    """Rules hang on data classes: a dataset without one would pass every class rule unchecked."""
+    for dataset in ctx.datasets:
+        if not dataset.classes:
+            yield Finding(BLOCKER, "dataset_unclassified",
+                          f"The dataset “{dataset.name}” has not been classified by the privacy officer: without a data "
+                          "class, no rule on differential privacy, redaction, regions or processors applies to it, so it "
+                          "cannot be used for training until the privacy officer classifies it.")
 
 
 def class_forbids_fine_tuning(ctx):
@@ -224,7 +238,7 @@ def epsilon_above_class_max(ctx):
 
 
 def delta_above_class_max(ctx):
-    # δ None means 1/N (N the records or subjects trained on), which the class allows.
+    # δ None: the engine picks one far below 1/N and never above the class maximum.
     if ctx.settings is None or not ctx.settings.training.dp or ctx.settings.training.target_delta is None:
         return
     delta = ctx.settings.training.target_delta
@@ -233,6 +247,34 @@ def delta_above_class_max(ctx):
             yield Finding(BLOCKER, "delta_above_class_max",
                           f"{_where(dataset, data_class)} allows at most δ = {data_class.max_delta:g}; "
                           f"this request uses δ = {delta:g}.")
+
+
+def delta_above_default_max(ctx):
+    """Without a data class that allows more, δ stays at or below the ceiling the engine defaults to."""
+    t = None if ctx.settings is None else ctx.settings.training
+    if t is None or not t.dp or t.target_delta is None or t.target_delta <= ctx.delta_ceiling:
+        return
+    if any(c.max_delta is not None for _, c in _class_pairs(ctx)):
+        return  # the class maxima decide (delta_above_class_max)
+    yield Finding(BLOCKER, "delta_above_default_max",
+                  f"This request uses δ = {t.target_delta:g}, and no data class of its datasets allows a δ above "
+                  f"{ctx.delta_ceiling:g}: δ is the probability that the guarantee fails outright, so it must stay tiny "
+                  "unless the privacy officer has allowed more for this data.")
+
+
+def delta_not_below_one_over_n(ctx):
+    """δ ≥ 1/N allows a mechanism that publishes one record verbatim and still meets (ε, δ)."""
+    t = None if ctx.settings is None else ctx.settings.training
+    if t is None or not t.dp or t.target_delta is None or t.privacy_unit == "subject":
+        return  # subject counts are known only when the job runs: the engine refuses it there
+    records = sum(d.records for d in ctx.datasets)
+    trained = max(1, round(records * (1 - ctx.settings.holdout_fraction)))
+    if t.target_delta >= 1 / trained:
+        yield Finding(BLOCKER, "delta_not_below_one_over_n",
+                      f"This request uses δ = {t.target_delta:g} on about {trained} training records, which is not well "
+                      f"below 1/{trained}: at δ ≥ 1/N a training method could publish one person's record word for word "
+                      f"and still meet the guarantee. Leave δ empty (the portal picks one far below 1/N) or choose one "
+                      f"below {0.1 / trained:.2g}.")
 
 
 def redaction_required(ctx):
@@ -404,8 +446,8 @@ def threat_model_incomplete(ctx):
 
 
 RULES = (
-    settings_invalid, class_forbids_fine_tuning, eval_only_dataset, dp_required, epsilon_above_class_max,
-    delta_above_class_max, redaction_required, dataset_shredded, pending_high_risk_reviews, high_duplicate_rate,
+    settings_invalid, dataset_unclassified, class_forbids_fine_tuning, eval_only_dataset, dp_required, epsilon_above_class_max,
+    delta_above_class_max, delta_above_default_max, delta_not_below_one_over_n, redaction_required, dataset_shredded, pending_high_risk_reviews, high_duplicate_rate,
     privacy_budget_exceeded, no_dpa_in_force, dpa_missing_no_retention, dpa_missing_no_training, region_outside_dpa,
     region_not_allowed, compute_kind_not_allowed, compute_inactive, attestation_expired, canaries_off,
     base_model_licence_unknown, threat_model_incomplete,

@@ -207,10 +207,13 @@ class DatasetUploadView(EncryptedUploadMixin, RecordCreateView):
 
         return {**super().get_context_data(**kwargs), "max_upload": filesizeformat(settings.PROVENANT_MAX_DATASET_BYTES)}
 
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "user": self.request.user}
+
     def form_valid(self, form):
         try:
             self.object = actions.upload_dataset(
-                self.request.user, form.cleaned_data["file"], data_classes=form.cleaned_data["data_classes"],
+                self.request.user, form.cleaned_data["file"], data_classes=form.cleaned_data.get("data_classes", ()),
                 **form.dataset_fields(),
             )
         except ingest.IngestError as exc:
@@ -258,6 +261,15 @@ class DatasetReviewScanView(LoginRequiredMixin, View):
 class DatasetUpdateView(RecordUpdateView):
     model = m.Dataset
     form_class = forms.DatasetEditForm
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "user": self.request.user}
+
+    def form_valid(self, form):
+        self.object = actions.edit_dataset(self.request.user, self.object, lambda _: form.save(),
+                                           data_classes=form.classes_given)
+        messages.success(self.request, f"Saved {self.object}.")
+        return redirect(self.object)
 
 
 class DatasetShareView(LoginRequiredMixin, View):

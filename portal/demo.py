@@ -128,9 +128,11 @@ def ensure_demo_records() -> None:
             processor=cloud, dpa=dpa)))
     upload = encrypt_stream(io.BytesIO(demo_support_tickets().encode()), UploadRule(
         max_bytes=settings.PROVENANT_MAX_DATASET_BYTES, key_context=m.Dataset.key_context), "support-tickets-2025.jsonl")
-    actions.upload_dataset(engineer, upload, data_classes=[support], name="Support tickets 2025",
-                           description="Synthetic support tickets with personal data, for the demo.", file_format="jsonl",
-                           text_field="text", source="Zendesk export (synthetic)", lawful_basis=m.LawfulBasis.LEGITIMATE_INTERESTS)
+    tickets = actions.upload_dataset(engineer, upload, name="Support tickets 2025",
+                                     description="Synthetic support tickets with personal data, for the demo.", file_format="jsonl",
+                                     text_field="text", source="Zendesk export (synthetic)",
+                                     lawful_basis=m.LawfulBasis.LEGITIMATE_INTERESTS)
+    actions.classify_dataset(privacy, tickets, [support])  # Erin uploads; Priya classifies
     upload = encrypt_stream(io.BytesIO(demo_faq().encode()), UploadRule(
         max_bytes=settings.PROVENANT_MAX_DATASET_BYTES, key_context=m.Dataset.key_context), "faq.txt")
     actions.upload_dataset(engineer, upload, name="Product FAQ", description="Not yet classified.", file_format="text",

@@ -123,7 +123,13 @@ def make_dataset(owner, content: str = '{"text": "hello"}\n', *, file_format="js
     upload = encrypt_stream(io.BytesIO(content.encode()), upload_rule(), f"{name}.{file_format}")
     defaults = dict(file_format=file_format, text_field="text", source="test export", lawful_basis=m.LawfulBasis.CONTRACT)
     defaults.update(fields)
-    return actions.upload_dataset(owner, upload, name=name, **defaults)
+    # Classification is the privacy officer's (actions.classify_dataset); a fixture gives the
+    # classes directly, so tests start from a classified dataset whoever owns it.
+    data_classes = defaults.pop("data_classes", ())
+    dataset = actions.upload_dataset(owner, upload, name=name, **defaults)
+    if data_classes:
+        dataset.data_classes.set(data_classes)
+    return dataset
 
 
 class FormLike:

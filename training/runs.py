@@ -19,6 +19,10 @@ from training.engine.prepare import CanarySpec
 from training.models import ACTIVE_RUN_STATES, ReviewDecision, ReviewReason, RunState, TrainingRun
 
 
+# δ when no data class allows more: the engine's default is min(this, 1/(10·N)).
+DEFAULT_MAX_DELTA = 1e-5
+
+
 class InvalidRunSettings(ValueError):
     pass
 
@@ -96,6 +100,7 @@ class RunSettings:
     def as_dict(self) -> dict:
         data = asdict(self)
         data["training"].pop("noise_seed", None)  # never stored: the DP noise must stay unpredictable
+        data["training"].pop("noise_multiplier", None)  # never chosen by hand: the accountant derives it
         data["training"].pop("seed", None)  # the run's seed is the top-level one
         data["training"]["target_modules"] = list(self.training.target_modules)
         return data
@@ -109,6 +114,11 @@ def _build(kind, values: dict, label: str):
         raise InvalidRunSettings(f"Unknown {label} settings: {', '.join(sorted(unknown))}.")
     if "noise_seed" in values:
         raise InvalidRunSettings("The DP noise seed cannot be set for a run: it is drawn from the OS entropy pool.")
+    if label == "training" and values.pop("noise_multiplier", None) is not None:
+        # σ set by hand escapes every check that reads the target ε (policy, the budget's hold, the
+        # verdict): σ = 0.05 at a target of ε = 1 is really ε ≈ 8,000. The accountant picks σ.
+        raise InvalidRunSettings("The noise multiplier cannot be set for a run: the accountant derives it from target_epsilon "
+                                 "and δ, so the ε that policy and the approvers check is the ε the run is trained to.")
     if label == "training" and "seed" in values:
         raise InvalidRunSettings("Set the run's seed at the top level (it drives the split, the data order and the initialisation).")
     if "target_modules" in values:

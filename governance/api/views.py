@@ -123,10 +123,16 @@ class DatasetViewSet(RecordViewSet):
             )
         except ingest.IngestError as exc:
             raise serializers.ValidationError({"file": [str(exc)]})
+        except actions.ClassificationRefused as exc:
+            raise PermissionDenied(str(exc))
         return Response(s.DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
 
     def perform_update(self, serializer):
-        actions.update_record(self.request.user, serializer.instance, lambda _: serializer.save())
+        classes = serializer.validated_data.pop("data_classes", None)
+        try:
+            actions.edit_dataset(self.request.user, serializer.instance, lambda _: serializer.save(), data_classes=classes)
+        except actions.ClassificationRefused as exc:
+            raise PermissionDenied(str(exc))
 
     @extend_schema(request=s.ShredSerializer, responses={200: s.DatasetSerializer})
     @action(detail=True, methods=["post"])

@@ -3,7 +3,7 @@
 import math
 
 import pytest
-from opacus.accountants import RDPAccountant
+from opacus.accountants import PRVAccountant, RDPAccountant
 
 from governance import ledger
 from tests.conftest import client_for
@@ -12,9 +12,9 @@ from tests.governance.request_factory import good_data_class, good_dataset, make
 pytestmark = pytest.mark.django_db
 
 
-def _dp_run(owner, dataset, sigma, q, steps, epsilon, delta=1e-5, **kwargs):
+def _dp_run(owner, dataset, sigma, q, steps, epsilon, delta=1e-5, accountant="prv", **kwargs):
     return make_succeeded_run(owner, dataset, epsilon=epsilon, delta=delta, noise_multiplier=sigma, sample_rate=q,
-                              steps=steps, accountant="prv", **kwargs)
+                              steps=steps, accountant=accountant, **kwargs)
 
 
 def test_a_dataset_without_runs_has_spent_nothing(engineer):
@@ -32,15 +32,57 @@ def _rdp_epsilon(histories, delta):
     return accountant.get_epsilon(delta)
 
 
-def test_runs_with_their_parameters_compose_in_one_rdp_accountant(engineer):
+def _prv_epsilon(histories, delta, eps_error=0.01):
+    accountant = PRVAccountant()
+    accountant.history = list(histories)
+    return accountant.get_epsilon(delta, eps_error=eps_error)
+
+
+def test_runs_reported_with_rdp_compose_in_one_rdp_accountant(engineer):
     dataset = good_dataset(engineer)
     first, second = (1.1, 0.05, 40), (0.9, 0.1, 25)
-    _dp_run(engineer, dataset, *first, epsilon=_rdp_epsilon([first], 1e-5), delta=1e-5)
-    _dp_run(engineer, dataset, *second, epsilon=_rdp_epsilon([second], 2e-5), delta=2e-5)
+    _dp_run(engineer, dataset, *first, epsilon=_rdp_epsilon([first], 1e-5), delta=1e-5, accountant="rdp")
+    _dp_run(engineer, dataset, *second, epsilon=_rdp_epsilon([second], 2e-5), delta=2e-5, accountant="rdp")
     budget = ledger.budget_for(dataset)
     assert budget.method == ledger.RDP and budget.runs == 2 and budget.delta == 2e-5
     assert budget.epsilon == pytest.approx(_rdp_epsilon([first, second], 2e-5))
     assert budget.epsilon < sum(e.epsilon for e in budget.entries)  # tighter than adding the runs up
+
+
+def test_one_run_reads_the_epsilon_it_reported(engineer):
+    """The demo's run reported ε = 8.00 with PRV and its dataset page read 9.54 (RDP): one accountant now."""
+    dataset = good_dataset(engineer)
+    history = (0.5847, 1 / 14, 14)
+    reported = _prv_epsilon([history], 1e-5)
+    _dp_run(engineer, dataset, *history, epsilon=reported, delta=1e-5)
+    budget = ledger.budget_for(dataset)
+    assert budget.method == ledger.PRV and budget.epsilon == pytest.approx(reported)
+    assert budget.epsilon == pytest.approx(8.0, abs=0.01)
+
+
+def test_prv_runs_compose_their_histories_in_one_prv_accountant(engineer):
+    dataset = good_dataset(engineer)
+    first, second = (1.1, 0.05, 40), (0.9, 0.1, 25)
+    _dp_run(engineer, dataset, *first, epsilon=_prv_epsilon([first], 1e-5), delta=1e-5)
+    _dp_run(engineer, dataset, *second, epsilon=_prv_epsilon([second], 1e-5), delta=1e-5)
+    budget = ledger.budget_for(dataset)
+    composed = _prv_epsilon([first, second], 1e-5, eps_error=ledger.COMPOSED_EPS_ERROR)
+    assert budget.method == ledger.PRV and budget.epsilon == pytest.approx(composed)
+    assert budget.epsilon < sum(e.epsilon for e in budget.entries)
+
+
+def test_the_same_content_uploaded_again_shares_one_budget(engineer):
+    """The budget keys on the plaintext's SHA-256, not on the database row."""
+    data_class = good_data_class()
+    first = good_dataset(engineer, data_class, content='{"text": "a ticket"}\n')
+    again = good_dataset(engineer, data_class, name="Same tickets, uploaded again", content='{"text": "a ticket"}\n')
+    other = good_dataset(engineer, data_class, name="Other tickets", content='{"text": "another ticket"}\n')
+    assert first.sha256 == again.sha256 != other.sha256
+    make_succeeded_run(engineer, first, epsilon=2.5, delta=1e-5)
+    make_succeeded_run(engineer, first, epsilon=1.0, delta=1e-5, state="running")
+    budget = ledger.budget_for(again)
+    assert (budget.runs, budget.epsilon, budget.reserved_runs) == (1, 2.5, 1)
+    assert ledger.budget_for(other).runs == 0
 
 
 def test_a_run_without_its_parameters_falls_back_to_basic_composition(engineer):
@@ -94,7 +136,7 @@ def test_the_dataset_page_shows_the_budget(engineer):
     _dp_run(engineer, dataset, sigma=1.1, q=0.05, steps=40, epsilon=2.0)
     page = client_for(engineer).get(dataset.get_absolute_url()).content.decode()
     spent = ledger.budget_for(dataset).epsilon
-    assert "Privacy budget" in page and "composed with the RDP accountant" in page
+    assert "Privacy budget" in page and "composed with the PRV accountant" in page
     assert f"{spent:.3f}" in page and f"{10 - spent:.3f}" in page and "“Support tickets” caps the total at ε = 10" in page
     assert not math.isinf(spent)
 

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from governance import models as m
 from governance import policy
-from tests.conftest import make_dpa
+from tests.conftest import make_dataset, make_dpa
 from tests.governance.request_factory import good_data_class, good_dataset, make_good_request, make_succeeded_run
 from training.models import BaseModel, RedactionReview, ReviewReason
 
@@ -78,6 +78,17 @@ def test_valid_settings_pass(good_request):
     assert by_code(good_request(), "settings_invalid") == []
 
 
+def test_an_unclassified_dataset_blocks_until_the_privacy_officer_classifies_it(engineer, good_request):
+    dataset = make_dataset(engineer, name="Unclassified tickets")
+    [finding] = by_code(good_request(datasets=[dataset]), "dataset_unclassified")
+    assert finding.severity == "blocker"
+    assert "“Unclassified tickets” has not been classified by the privacy officer" in finding.message
+
+
+def test_a_classified_dataset_passes_the_unclassified_rule(good_request):
+    assert by_code(good_request(), "dataset_unclassified") == []
+
+
 def test_a_class_forbidding_fine_tuning_blocks(engineer, good_request):
     dataset = good_dataset(engineer, good_data_class(name="HR files", fine_tuning_use=m.FineTuningUse.FORBIDDEN))
     [finding] = by_code(good_request(datasets=[dataset]), "class_forbids_fine_tuning")
@@ -133,6 +144,40 @@ def test_delta_above_the_class_maximum_blocks(engineer, good_request):
 def test_delta_left_to_one_over_n_passes(engineer, good_request):
     dataset = good_dataset(engineer, good_data_class(max_delta=1e-6))
     assert by_code(good_request(datasets=[dataset]), "delta_above_class_max") == []
+
+
+def test_delta_left_to_the_engine_is_not_checked_against_the_default_ceiling(good_request):
+    assert by_code(good_request(), "delta_above_default_max") == []
+
+
+def test_delta_above_the_default_ceiling_without_a_class_allowing_it_blocks(good_request):
+    [finding] = by_code(good_request(settings={"training": {"target_delta": 1e-4}}), "delta_above_default_max")
+    assert finding.severity == "blocker"
+    assert "uses δ = 0.0001, and no data class of its datasets allows a δ above 1e-05" in finding.message
+
+
+def test_delta_above_the_default_ceiling_passes_where_a_class_allows_it(engineer, good_request):
+    dataset = good_dataset(engineer, good_data_class(max_delta=1e-3))
+    request = good_request(datasets=[dataset], settings={"training": {"target_delta": 1e-4}})
+    assert by_code(request, "delta_above_default_max") == [] and by_code(request, "delta_above_class_max") == []
+
+
+def test_delta_not_below_one_over_n_blocks_and_says_why(engineer, good_request):
+    """At δ ≥ 1/N a mechanism may publish one record verbatim: ten records, δ = 0.2 is such a δ."""
+    content = "".join(f'{{"text": "ticket {i}"}}\n' for i in range(10))
+    dataset = good_dataset(engineer, good_data_class(max_delta=0.5), content=content)
+    request = good_request(datasets=[dataset], settings={"training": {"target_delta": 0.2}})
+    [finding] = by_code(request, "delta_not_below_one_over_n")
+    assert finding.severity == "blocker"
+    assert "about 9 training records, which is not well below 1/9" in finding.message
+    assert "word for word" in finding.message
+
+
+def test_delta_far_below_one_over_n_passes(engineer, good_request):
+    content = "".join(f'{{"text": "ticket {i}"}}\n' for i in range(10))
+    dataset = good_dataset(engineer, good_data_class(max_delta=0.5), content=content)
+    request = good_request(datasets=[dataset], settings={"training": {"target_delta": 1e-3}})
+    assert by_code(request, "delta_not_below_one_over_n") == []
 
 
 def test_redaction_off_where_the_class_requires_it_blocks(good_request):

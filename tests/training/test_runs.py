@@ -215,6 +215,18 @@ def test_run_settings_refuse_unknown_keys_and_a_fixed_noise_seed():
         runs.RunSettings.from_dict({"training": {"accountant": "gdp"}})
 
 
+def test_run_settings_refuse_a_noise_multiplier_set_by_hand():
+    """σ = 0.05 at a target of ε = 1 is ε ≈ 8,000, and policy, the budget and the verdict read the target."""
+    with pytest.raises(runs.InvalidRunSettings, match="noise multiplier cannot be set"):
+        runs.RunSettings.from_dict({"training": {"target_epsilon": 1.0, "noise_multiplier": 0.05}})
+
+
+def test_stored_run_settings_never_carry_a_noise_multiplier():
+    stored = runs.RunSettings.from_dict({"training": {"target_epsilon": 1.0}}).as_dict()
+    assert "noise_multiplier" not in stored["training"]
+    assert runs.RunSettings.from_dict(stored).training.noise_multiplier is None
+
+
 def test_an_engineer_cannot_train_on_a_dataset_not_shared_with_them(engineer, other_engineer, base_model):
     dataset = make_dataset(other_engineer, corpus_with_marker("x"))
     with pytest.raises(PermissionError):
