@@ -249,12 +249,30 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
 CELERY_TIMEZONE = "UTC"
 
+# The terminal shows what needs a person: warnings and errors. Everything else, library chatter
+# included (Presidio loading each recognizer, WeasyPrint's layout notes, each request served), goes
+# to a log file under the data dir, where it can be read when something needs explaining.
+PROVENANT_LOG_DIR = Path(os.environ.get("PROVENANT_LOG_DIR", PROVENANT_DATA_DIR / "logs"))
+PROVENANT_LOG_DIR.mkdir(parents=True, exist_ok=True)
+_TO_FILE_ONLY = {"handlers": ["file"], "propagate": False}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"axes": {"level": "WARNING"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "level": os.environ.get("PROVENANT_CONSOLE_LOG_LEVEL", "WARNING")},
+        "file": {"class": "logging.handlers.RotatingFileHandler", "filename": str(PROVENANT_LOG_DIR / "provenant.log"),
+                 "maxBytes": 10 * 1024 * 1024, "backupCount": 3, "delay": True, "formatter": "plain", "encoding": "utf-8"},
+    },
+    "root": {"handlers": ["console", "file"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        # Chatter at WARNING that no person can act on: layout notes, font subsetting, recognizers
+        # that do not apply to a language, deprecations inside libraries.
+        "weasyprint": _TO_FILE_ONLY, "fontTools": _TO_FILE_ONLY, "presidio-analyzer": _TO_FILE_ONLY,
+        "presidio-anonymizer": _TO_FILE_ONLY, "py.warnings": _TO_FILE_ONLY,
+        "django.server": {**_TO_FILE_ONLY, "level": "INFO"},  # one line per request served
+    },
 }
 
 # Redaction: the spaCy NER model (a package name or a path). Empty: the md model if installed,

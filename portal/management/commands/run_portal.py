@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -12,6 +13,13 @@ from portal.celery import ensure_broker_folders
 
 def _stop(signum, frame):
     raise KeyboardInterrupt
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
 
 
 class Command(BaseCommand):
@@ -24,12 +32,21 @@ class Command(BaseCommand):
         # SIGTERM (a service manager, `kill`) stops both children just as Ctrl-C does.
         signal.signal(signal.SIGTERM, _stop)
         ensure_broker_folders()
+        # A person reads this terminal: the logins, the URL, the demo's progress bars and the
+        # warnings that need them. Every task the worker takes and every page served goes to a
+        # log file instead (a thousand lines in the first five minutes, otherwise).
+        logs = Path(settings.PROVENANT_LOG_DIR)
+        worker_log, web_log = logs / "worker.log", logs / "web.log"
         worker = subprocess.Popen([
             sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", "default,gpu", "--concurrency", "1",
             "--loglevel", "INFO", "--hostname", "provenant@%h",
-        ])
-        server = subprocess.Popen([sys.executable, "manage.py", "runserver", addr, "--noreload"])
-        self.stdout.write(self.style.SUCCESS(f"\nDemo logins are printed above.\nProvenant is at http://{addr}/  (data in {settings.PROVENANT_DATA_DIR}; Ctrl-C stops)\n"))
+        ], stdout=(worker_out := open(worker_log, "ab")), stderr=subprocess.STDOUT)
+        # The web server's own banner goes to its log; its warnings and errors stay on the terminal.
+        server = subprocess.Popen([sys.executable, "manage.py", "runserver", addr, "--noreload"],
+                                  stdout=(web_out := open(web_log, "ab")))
+        self.stdout.write(self.style.SUCCESS(
+            f"\nDemo logins are printed above.\nProvenant is at http://{addr}/  (data in {settings.PROVENANT_DATA_DIR}; "
+            f"Ctrl-C stops)\nLogs: {worker_log}, {web_log} and {logs / 'provenant.log'}\n"))
         children = [worker, server]
         story = self._demo_story()
         if story is not None:
@@ -53,7 +70,13 @@ class Command(BaseCommand):
                     child.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     child.kill()
+        worker_out.close()
+        web_out.close()
         failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, None)]
+        for child, log in ((worker, worker_log), (server, web_log)):
+            if child in failed:
+                name = "worker" if child is worker else "web server"
+                self.stderr.write(f"The {name} stopped (exit code {child.returncode}). The end of {log}:\n{_tail(log)}")
         if failed:
             sys.exit(1)
 
