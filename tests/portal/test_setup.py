@@ -64,10 +64,16 @@ def test_run_portal_serves_and_stops_web_server_and_worker_together(tmp_path):
         children = subprocess.run(["pgrep", "-P", str(portal.pid)], capture_output=True, text=True).stdout.split()
         assert len(children) == 2
         portal.send_signal(signal.SIGTERM)
-        portal.wait(timeout=60)
+        terminal, _ = portal.communicate(timeout=60)
         time.sleep(0.5)
         alive = [pid for pid in children if subprocess.run(["kill", "-0", pid], capture_output=True).returncode == 0]
         assert alive == []
+        # A person reads the terminal: the URL and where the logs are, not each page served or
+        # the worker's banner, which go to the log files.
+        assert f"Provenant is at http://127.0.0.1:{port}/" in terminal and "worker.log" in terminal
+        assert "GET /login/" not in terminal and "[tasks]" not in terminal
+        assert "GET /login/" in (tmp_path / "logs" / "web.log").read_text() + (tmp_path / "logs" / "provenant.log").read_text()
+        assert "[tasks]" in (tmp_path / "logs" / "worker.log").read_text()
     finally:
         if portal.poll() is None:
             portal.kill()
