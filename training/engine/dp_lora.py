@@ -6,13 +6,27 @@ steps; the ε reported is what the same accountant gives for the steps actually 
 computed per sequence and averaged over the batch, so each record's gradient depends on that
 record only (the HF `labels=` loss averages over all tokens of the batch and couples samples).
 
+Secrets: the Poisson sampler, the per-subject record choice and the noise all draw from the OS
+entropy pool, never from `seed`. The seed is public (it is in the manifest); an adversary who knows
+which records each step used, or the noise, can subtract them and the guarantee is void.
+
+δ: by default min(cap, 1/(10·N)), N the units sampled (records, or subjects) and cap `max_delta`
+(a data class's rule) or 1e-5 without one. A δ of 1/N or more is refused: at δ = 1/N a mechanism
+that publishes one randomly chosen record verbatim is (0, δ)-DP, so the guarantee would say nothing.
+
+Ghost clipping (`grad_sample_mode="ghost"`): Opacus computes each record's gradient norm without
+materialising per-sample gradients, in two backward passes that its loss wrapper runs inside
+`loss.backward()`: the first for the norms, the second on the per-record losses weighted by their
+clipping factors. The loss must therefore go through the wrapped criterion
+(`sequence_loss_criterion`), never a plain `.backward()` on our own mean.
+
 User-level DP (`privacy_unit="subject"`): record-level DP does not protect a person who wrote many
 records, and a value repeated N times is learned N times (REFERENCES: a canary repeated 100× was
 fully exposed at ε=8). With a subject id per record, the sampler draws subjects instead of
 records; each sampled subject contributes the mean per-sample gradient of at most
 `max_records_per_subject` of its records (drawn at random each step), and that one gradient per
 subject is clipped and noised. The accountant then speaks of subjects: q is the subject sampling
-rate and δ defaults to 1/(number of subjects). It needs materialised per-sample gradients, so it
+rate and the N of the δ default counts subjects. It needs materialised per-sample gradients, so it
 works with `hooks` and `functorch`, not `ghost` (which clips without ever forming them).
 """
 
@@ -50,13 +64,18 @@ class TrainConfig:
     max_length: int = 64
     dp: bool = True
     target_epsilon: float = 8.0
-    target_delta: float | None = None  # None: 1/N, or max_delta if that is smaller
-    max_delta: float | None = None  # a cap from the data's rules on the default δ (None: no cap)
+    # None: min(cap, 1/(10·N)), N the records (subjects under subject-level DP). An explicit δ must
+    # stay below 1/N: at 1/N a mechanism may publish one person's record verbatim.
+    target_delta: float | None = None
+    # The cap on the default δ from the data's rules; None: 1e-5. A data class may allow more.
+    max_delta: float | None = None
     max_grad_norm: float = 1.0
     accountant: str = "prv"  # "prv" or "rdp": picks σ and reports ε
     grad_sample_mode: str = "hooks"
     noise_multiplier: float | None = None  # set only to override the accountant (tests, audits)
-    seed: int = 0  # initialisation and data order; recorded in the run manifest
+    # Initialisation, and the data order of a run without DP; recorded in the run manifest, so
+    # public. The DP sampler never follows it.
+    seed: int = 0
     # The DP noise must be unpredictable: by default its generator is seeded from the OS
     # entropy pool and the seed is never recorded. Tests may fix it to compare runs.
     noise_seed: int | None = None
@@ -106,16 +125,63 @@ def target_modules_for(model, override: tuple[str, ...] = ()) -> list[str]:
     return TARGET_MODULES[model_type]
 
 
-def sequence_losses(model, input_ids, attention_mask):
-    """Mean token loss of each sequence: one number per record."""
+def losses_per_sequence(logits, input_ids, attention_mask):
+    """Mean token loss of each sequence, from the model's logits: one number per record."""
     import torch.nn.functional as F
 
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1, :]
+    logits = logits[:, :-1, :]
     targets = input_ids[:, 1:]
     mask = attention_mask[:, 1:].to(logits.dtype)
     token_losses = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
     token_losses = token_losses.view(targets.shape) * mask
     return token_losses.sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+
+
+def sequence_losses(model, input_ids, attention_mask):
+    """Mean token loss of each sequence: one number per record."""
+    return losses_per_sequence(model(input_ids=input_ids, attention_mask=attention_mask).logits, input_ids, attention_mask)
+
+
+def sequence_loss_criterion():
+    """The training loss as a criterion: the mean over the batch of each sequence's mean token loss.
+    Opacus's ghost-clipping wrapper sets `reduction` to "none" to get one loss per record, then runs
+    both backward passes itself."""
+    from torch import nn
+
+    class SequenceLoss(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.reduction = "mean"
+
+        def forward(self, logits, input_ids, attention_mask):
+            losses = losses_per_sequence(logits, input_ids, attention_mask)
+            return losses if self.reduction == "none" else losses.mean()
+
+    return SequenceLoss()
+
+
+def batch_loss(model, criterion, input_ids, attention_mask):
+    """The batch's loss through `criterion`: under ghost clipping, Opacus's wrapper, whose
+    `.backward()` clips each record's gradient."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    return criterion(logits, input_ids, attention_mask)
+
+
+def delta_for(config: TrainConfig, units: int, unit: str) -> float:
+    """The δ of the guarantee over `units` records or subjects (`unit` names them)."""
+    if config.target_delta is None:
+        cap = config.max_delta if config.max_delta is not None else 1e-5
+        return min(cap, 1.0 / (10 * units))
+    if config.target_delta >= 1.0 / units:
+        raise ValueError(f"δ = {config.target_delta:g} is not below 1/N (N = {units} {unit}): a δ of 1/N or more allows "
+                         f"a mechanism that publishes one person's record verbatim. Pick δ well below 1/N, or leave it "
+                         f"empty for the default, at most 1/(10·N).")
+    return config.target_delta
+
+
+def secret_seed() -> int:
+    """64 bits from the OS CSPRNG, for what must stay unpredictable; never stored."""
+    return int.from_bytes(os.urandom(8), "big")
 
 
 def lora_model(base_dir: Path, config: TrainConfig):
@@ -153,7 +219,7 @@ def check_privacy_unit(config: TrainConfig, texts: list[str], subjects: list[str
         raise ValueError("privacy_unit must be “record” or “subject”.")
     if config.privacy_unit != "subject" or not config.dp:
         return
-    if config.grad_sample_mode == "ghost":
+    if "ghost" in config.grad_sample_mode:
         raise ValueError("Subject-level DP needs per-sample gradients to average per subject; ghost clipping never forms "
                          "them. Use grad_sample_mode “hooks” or “functorch”.")
     if config.max_records_per_subject < 1:
@@ -203,6 +269,27 @@ def average_grad_samples_per_subject(model, owners, subjects: int) -> None:
         param.grad_sample = summed / counts.to(grad_sample.device, grad_sample.dtype).view(-1, *([1] * (grad_sample.dim() - 1)))
 
 
+def make_private(model, optimizer, criterion, loader, config: TrainConfig, noise_multiplier: float, device):
+    """Opacus's privacy engine around the model, optimizer, criterion and loader (Poisson sampling).
+    Returns (engine, model, optimizer, criterion, loader); under ghost clipping the criterion is
+    Opacus's wrapper, whose `.backward()` clips, otherwise the one given."""
+    import torch
+    from opacus import PrivacyEngine
+
+    engine = PrivacyEngine(accountant=config.accountant)
+    made = engine.make_private(
+        module=model, optimizer=optimizer, data_loader=loader, criterion=criterion, noise_multiplier=noise_multiplier,
+        max_grad_norm=config.max_grad_norm, poisson_sampling=True, grad_sample_mode=config.grad_sample_mode,
+        noise_generator=torch.Generator(device=device).manual_seed(
+            config.noise_seed if config.noise_seed is not None else secret_seed()),
+    )
+    if "ghost" in config.grad_sample_mode:  # Opacus's own test for returning the criterion
+        model, optimizer, criterion, loader = made
+    else:
+        model, optimizer, loader = made
+    return engine, model, optimizer, criterion, loader
+
+
 def train_dp_lora(base_dir: Path, texts: list[str], config: TrainConfig, out_dir: Path | None = None, *,
                   subjects: list[str] | None = None, progress: Callable[[dict], None] | None = None,
                   should_stop: Callable[[], bool] | None = None,
@@ -218,37 +305,36 @@ def train_dp_lora(base_dir: Path, texts: list[str], config: TrainConfig, out_dir
 
     check_privacy_unit(config, texts, subjects)
     by_subject = config.dp and config.privacy_unit == "subject"
+    records = len(texts)
+    groups = group_by_subject(subjects) if by_subject else None
+    units = len(groups) if by_subject else records  # what the sampler draws and the guarantee speaks of
+    delta = delta_for(config, units, "subjects" if by_subject else "records") if config.dp else None
     torch.manual_seed(config.seed)
     device = pick_device()
     started = time.perf_counter()
     model = lora_model(base_dir, config).to(device)
     model.train()
     input_ids, attention_mask = tokenize(base_dir, texts, config.max_length)
-    records = len(texts)
-    groups = group_by_subject(subjects) if by_subject else None
-    units = len(groups) if by_subject else records  # what the sampler draws and the guarantee speaks of
     dataset = TensorDataset(torch.arange(units)) if by_subject else TensorDataset(input_ids, attention_mask)
     # Opacus's Poisson sampler draws each unit with probability 1/len(loader): plan σ and report ε
     # with that very rate, so the accountant that picks σ sees the mechanism that runs.
     steps_per_epoch = math.ceil(units / config.batch_size)
     sample_rate = 1 / steps_per_epoch
     planned_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
-    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=torch.Generator().manual_seed(config.seed))
+    # Opacus's DPDataLoader draws its Poisson masks from this loader's generator (outside its
+    # secure_mode): under DP it must be secret, or anyone holding the manifest could replay which
+    # records each step used. Without DP there is nothing to protect and the seed keeps runs repeatable.
+    order = torch.Generator().manual_seed(secret_seed() if config.dp else config.seed)
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=order)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
-    delta = noise_multiplier = engine = None
+    criterion = sequence_loss_criterion()
+    noise_multiplier = engine = None
     if config.dp:
-        from opacus import PrivacyEngine
-
-        delta = config.target_delta if config.target_delta is not None else min(1.0 / units, config.max_delta or 1.0)
         noise_multiplier = noise_for(config, sample_rate, planned_steps, delta)
-        engine = PrivacyEngine(accountant=config.accountant)
-        model, optimizer, loader = engine.make_private(
-            module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=noise_multiplier,
-            max_grad_norm=config.max_grad_norm, poisson_sampling=True, grad_sample_mode=config.grad_sample_mode,
-            noise_generator=torch.Generator(device=device).manual_seed(
-                config.noise_seed if config.noise_seed is not None else int.from_bytes(os.urandom(8), "big")),
-        )
-    picker = random.Random(config.seed)
+        engine, model, optimizer, criterion, loader = make_private(model, optimizer, criterion, loader, config,
+                                                                   noise_multiplier, device)
+    # Which records of a sampled subject a step uses is part of the sampling: secret too.
+    picker = random.SystemRandom()
     losses, epsilon_curve, step, stopped = [], [], 0, False
     while step < planned_steps and not stopped:
         for batch in loader:
@@ -266,17 +352,22 @@ def train_dp_lora(base_dir: Path, texts: list[str], config: TrainConfig, out_dir
                 batch_ids, batch_mask = batch
             optimizer.zero_grad()
             if batch_ids.shape[0]:
-                loss = sequence_losses(model, batch_ids.to(device), batch_mask.to(device)).mean()
-                loss.backward()
+                loss = batch_loss(model, criterion, batch_ids.to(device), batch_mask.to(device))
+                loss.backward()  # under ghost clipping: Opacus's two passes, leaving the clipped sum in .grad
                 if owners is not None:
                     average_grad_samples_per_subject(model, owners, len(sampled))
                 losses.append(float(loss.detach()))
             elif engine is not None:
                 # Poisson sampling can draw an empty batch. It must still be a step: noise only,
-                # accounted like any other. Opacus needs per-sample gradients to clip, so give it
-                # zero samples; the clipped sum is then zero and the step adds only noise.
+                # accounted like any other. Opacus clips per-sample gradients (hooks, functorch):
+                # give it zero samples. Ghost mode's optimizer only noises the summed .grad: give
+                # it a zero sum. Either way the step adds only noise.
                 for param in model.parameters():
-                    if param.requires_grad:
+                    if not param.requires_grad:
+                        continue
+                    if "ghost" in config.grad_sample_mode:
+                        param.grad = torch.zeros_like(param)
+                    else:
                         param.grad_sample = torch.zeros((0, *param.shape), device=param.device, dtype=param.dtype)
             optimizer.step()  # an empty Poisson batch still takes a (noise-only) step and is accounted
             step += 1
