@@ -14,13 +14,9 @@ from django.utils import timezone
 
 from governance.actions import audit, follow_run
 from governance.models import DatasetFormat, DatasetState, FineTuningUse
-from training.engine.dp_lora import TrainConfig
+from training.engine.dp_lora import DEFAULT_MAX_DELTA, TrainConfig  # noqa: F401 - policy reads the ceiling here
 from training.engine.prepare import CanarySpec
 from training.models import ACTIVE_RUN_STATES, ReviewDecision, ReviewReason, RunState, TrainingRun
-
-
-# δ when no data class allows more: the engine's default is min(this, 1/(10·N)).
-DEFAULT_MAX_DELTA = 1e-5
 
 
 class InvalidRunSettings(ValueError):
@@ -90,6 +86,10 @@ class RunSettings:
         unknown_audit = set(self.audit or {}) - {f.name for f in fields(AuditConfig)}
         if unknown_audit:
             problems.append(f"unknown audit settings: {', '.join(sorted(unknown_audit))}")
+        elif "max_length" in (self.audit or {}):
+            # Tokens past training's max_length were never trained on: scoring them measures the base model.
+            problems.append("the audit scores the tokens the run trains on, so its max_length is training.max_length, "
+                            "not an audit setting")
         elif any(not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "seed" else 1) for k, v in (self.audit or {}).items()):
             problems.append("audit settings must be positive whole numbers")
         if self.canaries.count < 0 or self.canaries.repetitions < 1 or self.canaries.length < 4:

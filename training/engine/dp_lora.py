@@ -167,10 +167,14 @@ def batch_loss(model, criterion, input_ids, attention_mask):
     return criterion(logits, input_ids, attention_mask)
 
 
+# The default δ's ceiling when no data class allows more.
+DEFAULT_MAX_DELTA = 1e-5
+
+
 def delta_for(config: TrainConfig, units: int, unit: str) -> float:
     """The δ of the guarantee over `units` records or subjects (`unit` names them)."""
     if config.target_delta is None:
-        cap = config.max_delta if config.max_delta is not None else 1e-5
+        cap = config.max_delta if config.max_delta is not None else DEFAULT_MAX_DELTA
         return min(cap, 1.0 / (10 * units))
     if config.target_delta >= 1.0 / units:
         raise ValueError(f"δ = {config.target_delta:g} is not below 1/N (N = {units} {unit}): a δ of 1/N or more allows "
