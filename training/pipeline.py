@@ -30,7 +30,7 @@ from training.engine import train as engine_train
 from training.engine.model_files import sha256_file
 from governance.ingest import IngestError
 from training.engine.prepare import job_scratch
-from training.engine.redaction import run_redaction
+from training.engine.redaction import Deduplicator, run_redaction
 from training.models import ArtifactKind, RunArtifact, RunState, TrainingRun
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,8 @@ def _train_in(scratch: Path, run: TrainingRun, echo) -> dict:
     _store_tree(run, ArtifactKind.ADAPTER, out / "adapter")
     if (scratch / "pii_index.json").exists():
         _store_file(run, ArtifactKind.PII_INDEX, scratch / "pii_index.json", "pii_index.json")
-    for kind, name in ((ArtifactKind.CANARIES, "canaries.json"), (ArtifactKind.HOLDOUT, "holdout.jsonl"),
+    for kind, name in ((ArtifactKind.CANARIES, "canaries.json"), (ArtifactKind.CANARIES, "audit_canaries.json"),
+                       (ArtifactKind.HOLDOUT, "holdout.jsonl"),
                        (ArtifactKind.MEMBERS, "members.jsonl"),
                        (ArtifactKind.CURVE, "loss.svg"), (ArtifactKind.CURVE, "epsilon.svg"), (ArtifactKind.MANIFEST, "manifest.json")):
         _store_file(run, kind, out / name, name)
@@ -176,7 +177,11 @@ def _train_in(scratch: Path, run: TrainingRun, echo) -> dict:
 def _prepare_records(scratch: Path, run: TrainingRun, run_settings) -> tuple[Path, dict]:
     """Redacted records of every dataset of the run, in one JSONL file inside the scratch. For
     subject-level DP each record also carries an opaque subject number: the same value of the
-    subject field in any dataset of the run is the same subject, and the value itself is never written."""
+    subject field in any dataset of the run is the same subject, and the value itself is never written.
+
+    De-duplication spans the whole run, redaction on or off: one record twice in the training data
+    counts twice against per-record DP, and may sit on both sides of the holdout split. The first
+    copy (by dataset, then line) is kept, with its own subject."""
     from training.actions import review_decisions_for
 
     combined = scratch / "redacted.jsonl"
@@ -184,6 +189,7 @@ def _prepare_records(scratch: Path, run: TrainingRun, run_settings) -> tuple[Pat
     by_subject = run_settings.training.dp and run_settings.training.privacy_unit == "subject"
     subject_numbers: dict[str, str] = {}
     index = PersonalValueIndex() if run_settings.redaction else None
+    dedup = Deduplicator()  # one for the run: it remembers the texts of the datasets before
     with open(combined, "w", encoding="utf-8") as sink:
         for dataset in run.datasets.all().order_by("pk"):
             part = scratch / f"redacted-{dataset.pk}.jsonl"
@@ -193,34 +199,41 @@ def _prepare_records(scratch: Path, run: TrainingRun, run_settings) -> tuple[Pat
                 spans = scratch / f"spans-{dataset.pk}.jsonl"
                 report = run_redaction(redaction.dataset_records(dataset), out=part, spans_out=spans,
                                        detector_config=redaction.detector_config_for(classes), policy=redaction.policy_for(classes),
-                                       key=key, decisions=review_decisions_for(dataset), total=dataset.record_count, sample_size=0)
+                                       key=key, decisions=review_decisions_for(dataset), total=dataset.record_count, sample_size=0,
+                                       dedup=dedup)
                 reports[str(dataset.pk)] = report.as_dict()
                 index.add_dataset(redaction.dataset_records(dataset), spans, key)
                 spans.unlink()
             else:
+                exact_before, near_before = dedup.exact, dedup.near
                 with open(part, "w", encoding="utf-8") as raw:
-                    count = 0
+                    count = kept = 0
                     for record in redaction.dataset_records(dataset):
-                        raw.write(json.dumps({"id": record.id, "text": record.text}) + "\n")
                         count += 1
-                reports[str(dataset.pk)] = {"records_in": count, "records_out": count, "redaction": "off"}
+                        if not dedup.is_duplicate(record.text):
+                            raw.write(json.dumps({"id": record.id, "text": record.text}) + "\n")
+                            kept += 1
+                reports[str(dataset.pk)] = {"records_in": count, "records_out": kept, "redaction": "off",
+                                            "exact_duplicates": dedup.exact - exact_before, "near_duplicates": dedup.near - near_before}
             if by_subject:
                 try:
-                    owner = {record_id: subject_numbers.setdefault(value, f"subject-{len(subject_numbers)}")
-                             for record_id, value in redaction.dataset_subjects(dataset, run_settings.subject_field)}
+                    value_of = dict(redaction.dataset_subjects(dataset, run_settings.subject_field))
                 except IngestError as exc:
                     raise SubjectFieldError(f"Dataset “{dataset}”: {exc} Subject-level DP needs the subject of every record.") from None
                 with open(part, encoding="utf-8") as source:
                     for line in source:
                         record = json.loads(line)
-                        sink.write(json.dumps({"text": record["text"], "subject": owner[record["id"]]}) + "\n")
+                        # Numbered as their records survive: a subject whose records were all dropped is not counted.
+                        subject = subject_numbers.setdefault(value_of[record["id"]], f"subject-{len(subject_numbers)}")
+                        sink.write(json.dumps({"text": record["text"], "subject": subject}) + "\n")
             else:
                 with open(part, encoding="utf-8") as source:
                     shutil.copyfileobj(source, sink)
             part.unlink()
     if index is not None:
         index.save(scratch / "pii_index.json")
-    summary = {"datasets": reports, "records_out": sum(r["records_out"] for r in reports.values())}
+    summary = {"datasets": reports, "records_out": sum(r["records_out"] for r in reports.values()),
+               "exact_duplicates": dedup.exact, "near_duplicates": dedup.near}
     if by_subject:
         summary["subjects"] = len(subject_numbers)
     return combined, summary

@@ -74,6 +74,15 @@ def test_exact_and_near_duplicates_are_removed_and_counted(tmp_path):
     assert len(out.read_text().splitlines()) == 2
 
 
+def test_a_shared_deduplicator_drops_records_seen_in_an_earlier_call_and_counts_only_this_calls(tmp_path):
+    shared = engine.Deduplicator()
+    first = run(["Order shipped today.", "Order shipped today."], dedup=shared)
+    out = tmp_path / "second.jsonl"
+    second = run(["ORDER shipped today!", "A new question."], out=out, dedup=shared)
+    assert [json.loads(line)["text"] for line in out.read_text().splitlines()] == ["A new question."]
+    assert (first.exact_duplicates, first.near_duplicates) == (1, 0) and (second.exact_duplicates, second.near_duplicates) == (0, 1)
+
+
 def test_report_hash_matches_the_output_and_sample_holds_no_originals(tmp_path):
     out = tmp_path / "out.jsonl"
     report = run([TICKET, "Call Priya Raman at +1 415 555 0134."], out=out)

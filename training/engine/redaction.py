@@ -123,7 +123,9 @@ def normalise_for_dedup(text: str) -> str:
 
 class Deduplicator:
     """Exact duplicates (same text) and near duplicates (same after normalisation). A record
-    repeated many times defeats per-example DP, so only the first copy is kept."""
+    repeated many times defeats per-example DP, and a repeated record can land on both sides of a
+    train/holdout split, so only the first copy is kept. One instance holds every text it has
+    seen: share it across the datasets of a run to catch the same record in two of them."""
 
     def __init__(self):
         self._exact: set[bytes] = set()
@@ -358,12 +360,16 @@ def run_redaction(records: Iterable[Record], *, out: Path | None, spans_out: Pat
                   batch_size: int = 64, decisions=None, total: int | None = None,
                   progress: Callable[[int, int | None], None] | None = None,
                   review_sink: Callable[[Record, RedactedRecord], None] | None = None, sample_size: int = 5,
-                  deduplicate: bool = True) -> RedactionReport:
+                  deduplicate: bool = True, dedup: Deduplicator | None = None) -> RedactionReport:
     """The whole pipeline over an iterable of records; returns the report. Nothing is left at
-    `out` or `spans_out` unless the run completes."""
+    `out` or `spans_out` unless the run completes. `dedup`, when given, carries the texts already
+    seen (other datasets of the same run); the report counts the duplicates found in these records."""
+    if dedup is not None and not deduplicate:
+        raise ValueError("A shared de-duplicator was given with de-duplication turned off.")
     started = time.perf_counter()
     report = RedactionReport(ner_model=detector_config.resolved_model())
-    dedup = Deduplicator()
+    dedup = dedup if dedup is not None else Deduplicator()
+    exact_before, near_before = dedup.exact, dedup.near
     counts: dict[str, Counter] = defaultdict(Counter)
     originals: dict[str, Record] = {}
 
@@ -403,7 +409,7 @@ def run_redaction(records: Iterable[Record], *, out: Path | None, spans_out: Pat
                 progress(report.records_in, total)
         if progress:  # inside the writers: a failure here must still leave no output
             progress(report.records_in, total)
-    report.exact_duplicates, report.near_duplicates = dedup.exact, dedup.near
+    report.exact_duplicates, report.near_duplicates = dedup.exact - exact_before, dedup.near - near_before
     report.entities = {t: dict(c) for t, c in sorted(counts.items())}
     report.output_sha256 = writer.sha256.hexdigest()
     report.seconds = round(time.perf_counter() - started, 3)
