@@ -45,6 +45,9 @@ class ClassRules:
     allowed_regions: tuple[str, ...]
     high_risk: bool
     max_total_epsilon: float | None
+    # The weakest audit the class accepts: audit setting (or "canaries.count" / "canaries.audit_count")
+    # -> its minimum. Set by the privacy officer; a request may only ask for more.
+    audit_minimums: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,20 @@ def _class_rules(data_class) -> ClassRules:
         max_epsilon=data_class.max_epsilon, max_delta=data_class.max_delta, redaction_required=data_class.redaction_required,
         allowed_compute_kinds=tuple(data_class.allowed_compute_kinds or ()), allowed_regions=tuple(data_class.allowed_regions or ()),
         high_risk=data_class.high_risk, max_total_epsilon=data_class.max_total_epsilon,
+        audit_minimums=tuple((setting, getattr(data_class, name)) for setting, name in _AUDIT_MINIMUM_FIELDS
+                             if getattr(data_class, name) is not None),
     )
+
+
+# What each audit-strength minimum of a data class applies to in a request's settings.
+_AUDIT_MINIMUM_FIELDS = (("candidates", "audit_min_candidates"), ("mia_sample", "audit_min_mia_sample"),
+                         ("extraction_sample", "audit_min_extraction_sample"), ("canaries.count", "audit_min_canaries"),
+                         ("canaries.audit_count", "audit_min_audit_canaries"))
+_AUDIT_MINIMUM_WORDS = {
+    "candidates": "candidates each canary is ranked among", "mia_sample": "records a side in the membership attacks",
+    "extraction_sample": "records tested for verbatim extraction", "canaries.count": "planted canaries",
+    "canaries.audit_count": "one-run audit canaries",
+}
 
 
 def _compute_facts(target, today: dt.date) -> ComputeFacts:
@@ -417,6 +433,23 @@ def attestation_expired(ctx):
                       f"The {label} attestation of {c.processor} has expired and has not been renewed.")
 
 
+def audit_weaker_than_class_minimum(ctx):
+    """The privacy officer sets how strong the audit must be; a request may only ask for more. (The
+    worker raises a weaker setting to the minimum anyway; this tells the engineer before approval.)"""
+    if ctx.settings is None:
+        return
+    asked = {**{k: v for k, v in (ctx.settings.audit or {}).items()},
+             "canaries.count": ctx.settings.canaries.count, "canaries.audit_count": ctx.settings.canaries.audit_count}
+    for dataset, data_class in _class_pairs(ctx):
+        for setting, minimum in data_class.audit_minimums:
+            value = asked.get(setting)
+            if value is not None and value < minimum:
+                yield Finding(BLOCKER, "audit_weaker_than_class_minimum",
+                              f"{_where(dataset, data_class)} requires an audit with at least {minimum} "
+                              f"{_AUDIT_MINIMUM_WORDS[setting]}; this request asks for {value}. A weaker audit could "
+                              "pass an adapter that remembers its data.")
+
+
 def canaries_off(ctx):
     if ctx.settings is not None and ctx.settings.canaries.count == 0:
         yield Finding(WARNING, "canaries_off",
@@ -449,7 +482,7 @@ RULES = (
     settings_invalid, dataset_unclassified, class_forbids_fine_tuning, eval_only_dataset, dp_required, epsilon_above_class_max,
     delta_above_class_max, delta_above_default_max, delta_not_below_one_over_n, redaction_required, dataset_shredded, pending_high_risk_reviews, high_duplicate_rate,
     privacy_budget_exceeded, no_dpa_in_force, dpa_missing_no_retention, dpa_missing_no_training, region_outside_dpa,
-    region_not_allowed, compute_kind_not_allowed, compute_inactive, attestation_expired, canaries_off,
+    region_not_allowed, compute_kind_not_allowed, compute_inactive, attestation_expired, audit_weaker_than_class_minimum, canaries_off,
     base_model_licence_unknown, threat_model_incomplete,
 )
 

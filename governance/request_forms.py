@@ -73,7 +73,8 @@ class TrainingRequestForm(forms.Form):
     max_length = _number(forms.IntegerField, label="Maximum length (tokens)", min_value=8)
     dp = forms.BooleanField(label="Train with differential privacy", required=False)
     target_epsilon = _number(label="Target ε", min_value=0.01)
-    target_delta = _number(label="δ", required=False, min_value=0, help_text="Empty: 1/N, N the records (or subjects) trained on.")
+    target_delta = _number(label="δ", required=False, min_value=0, help_text="Empty: 1/(10·N), N the records (or subjects) trained on, and never above 1e-5 unless a data "
+                                 "class allows more. A δ of 1/N or more is refused.")
     max_grad_norm = _number(label="Clipping norm", min_value=0.0001)
     accountant = forms.ChoiceField(choices=[("prv", "PRV"), ("rdp", "RDP")])
     privacy_unit = forms.ChoiceField(choices=[("record", "Record"), ("subject", "Data subject")], widget=forms.RadioSelect,
@@ -121,6 +122,18 @@ class TrainingRequestForm(forms.Form):
                                      "a request may only be stricter.")
         return cleaned
 
+    def audit_cost(self) -> str:
+        """What the audit this request gets will cost in time, as the form stands (see
+        `audit_cost_sentence`)."""
+        if self.is_bound and self.is_valid():
+            settings, datasets, base = self.settings(), self.cleaned_data["datasets"], self.cleaned_data["base_model"]
+        elif self.instance is not None:
+            settings, datasets, base = self.instance.settings, self.instance.datasets.all(), self.instance.base_model
+        else:
+            settings, datasets, base = {}, [], None
+        classes = {c.pk: c for d in datasets for c in d.data_classes.all()}.values()
+        return audit_cost_sentence(settings, classes, base)
+
     def settings(self) -> dict:
         """The request's settings with this form's values laid over them."""
         settings = copy.deepcopy(self.instance.settings) if self.instance else {}
@@ -137,6 +150,91 @@ class TrainingRequestForm(forms.Form):
         data["settings"] = self.settings()
         data["audit_thresholds"] = {key: c[key] for key in THRESHOLDS if c.get(key) is not None}
         return data
+
+
+# --------------------------------------------------------------------------- what the audit costs
+
+
+def audit_strength(settings: dict, classes) -> dict:
+    """The audit a request gets: each knob as the request asks (else the portal's default), raised
+    to the strictest minimum of its data classes (as audits.runner does when the audit runs), and
+    the canaries it plants."""
+    from django.conf import settings as django_settings
+
+    from audits.engine.audit import AuditConfig
+    from training.runs import RunSettings
+
+    try:
+        canaries = RunSettings.from_dict(settings).canaries.count
+    except ValueError:
+        canaries = RunSettings().canaries.count
+    asked = {"candidates": django_settings.PROVENANT_AUDIT_CANDIDATES, "mia_sample": AuditConfig.mia_sample,
+             "extraction_sample": AuditConfig.extraction_sample, **((settings or {}).get("audit") or {})}
+    strength = {"canaries": canaries}
+    for knob, field in m.DataClass.AUDIT_CONFIG_MINIMUMS.items():
+        minimums = [getattr(c, field) for c in classes if getattr(c, field) is not None]
+        strength[knob] = max([asked[knob], *minimums])
+    return strength
+
+
+def measured_audit_rates(base_model=None, last: int = 10) -> dict | None:
+    """Seconds per unit of work, measured by this portal's last completed audits (of `base_model`
+    when it has some): per canary candidate scored, per membership record scored (adapter and base
+    model), and the other phases' time. None before any audit has completed."""
+    from statistics import median
+
+    from django.apps import apps
+
+    # Read through the app registry: the audits app sits above this one and is not imported here.
+    audits = apps.get_model("audits", "AdapterAudit").objects.filter(state="completed").order_by("-finished_at")
+    if base_model is not None and audits.filter(run__base_model=base_model).exists():
+        audits = audits.filter(run__base_model=base_model)
+    per_candidate, per_record, other = [], [], []
+    for report in audits.values_list("report", flat=True)[:last]:
+        seconds, canaries = (report or {}).get("seconds") or {}, (report or {}).get("canaries") or []
+        membership = (report or {}).get("membership") or {}
+        scored = sum(c.get("candidates") or 0 for c in canaries)
+        if seconds.get("canaries") and scored:
+            per_candidate.append(seconds["canaries"] / scored)
+        records = (membership.get("members") or 0) + (membership.get("nonmembers") or 0)
+        if seconds.get("membership") and records:
+            per_record.append(seconds["membership"] / records)
+        if seconds:
+            other.append(sum(s for phase, s in seconds.items() if phase not in ("canaries", "membership")))
+    if not per_candidate or not per_record:
+        return None
+    return {"audits": len(other), "per_candidate": median(per_candidate), "per_record": median(per_record),
+            "other": median(other)}
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def audit_cost_sentence(settings: dict, classes, base_model=None) -> str:
+    """What the audit's strength costs in time, in a sentence for the engineer: an estimate from
+    the scoring rates this portal's own audits measured (the exposure test scores canaries ×
+    candidates sequences, membership inference twice the sample on two models)."""
+    s = audit_strength(settings, classes)
+    scored, records = s["canaries"] * s["candidates"], 2 * s["mia_sample"]
+    work = (f"The audit ranks each of the {s['canaries']:,} canaries among {s['candidates']:,} candidates ({scored:,} "
+            f"sequences scored) and attacks {s['mia_sample']:,} training and as many held-out records on the adapter and on "
+            "the base model")
+    rates = measured_audit_rates(base_model)
+    if rates is None:
+        return (f"{work}. No audit has completed on this portal yet, so there is no measured rate to estimate its time "
+                "from; the exposure test's time grows in proportion to canaries × candidates.")
+    exposure, attacks = scored * rates["per_candidate"], records * rates["per_record"]
+    return (f"{work}: about {_duration(exposure + attacks + rates['other'])} in all, estimated from the last "
+            f"{rates['audits']} audit(s) on this portal ({1 / rates['per_candidate']:,.0f} candidates scored per second, so "
+            f"about {_duration(exposure)} for the exposure test; {_duration(attacks)} for membership inference; "
+            f"{_duration(rates['other'])} for the other phases). An estimate, not a promise: the worker's machine, the base "
+            "model and the length of the records change it, and ten times the candidates take about ten times the exposure "
+            "test's time.")
 
 
 def initial_for(request: m.TrainingRequest | None) -> dict:

@@ -368,6 +368,22 @@ def test_an_expired_attestation_since_renewed_passes(good_request):
 # --------------------------------------------------------------------------- audit, model, threat model
 
 
+def test_an_audit_weaker_than_the_class_minimum_blocks(engineer, good_request):
+    """One candidate makes the exposure test unable to fail: the class's minimum stands."""
+    dataset = good_dataset(engineer, good_data_class(audit_min_candidates=1000, audit_min_canaries=5))
+    request = good_request(datasets=[dataset], settings={"audit": {"candidates": 1}, "canaries": {"count": 2}})
+    found = by_code(request, "audit_weaker_than_class_minimum")
+    assert [f.severity for f in found] == ["blocker", "blocker"]
+    assert "at least 1000 candidates each canary is ranked among; this request asks for 1." in found[0].message
+    assert "at least 5 planted canaries; this request asks for 2." in found[1].message
+
+
+def test_an_audit_at_or_above_the_class_minimum_passes(engineer, good_request):
+    dataset = good_dataset(engineer, good_data_class(audit_min_candidates=1000, audit_min_audit_canaries=64))
+    request = good_request(datasets=[dataset], settings={"audit": {"candidates": 5000}, "canaries": {"audit_count": 64}})
+    assert by_code(request, "audit_weaker_than_class_minimum") == []
+
+
 def test_no_canaries_warns(good_request):
     [finding] = by_code(good_request(settings={"canaries": {"count": 0}}), "canaries_off")
     assert finding.severity == "warning" and "memorisation audit will not be able to measure" in finding.message
