@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from audits.models import ACTIVE_AUDIT_STATES, AdapterAudit, AdapterRelease, AuditState, ReleaseDecision
+from audits.models import ACTIVE_AUDIT_STATES, AdapterAudit, AdapterRelease, AuditOutcome, AuditState, ReleaseDecision
 from governance.actions import audit as audit_event
 from governance.actions import follow_run
 from training.models import RunState, TrainingRun
@@ -20,11 +20,15 @@ class ReleaseRefused(ValueError):
 
 
 def default_audit_config() -> dict:
+    """The portal's audit settings. Without max_length: an audit scores the tokens the run trained
+    on, so the run's own max_length applies (audits.runner.effective_audit_config)."""
     from dataclasses import asdict
 
     from audits.engine.audit import AuditConfig
 
-    return asdict(AuditConfig(candidates=settings.PROVENANT_AUDIT_CANDIDATES))
+    config = asdict(AuditConfig(candidates=settings.PROVENANT_AUDIT_CANDIDATES))
+    config.pop("max_length")
+    return config
 
 
 @transaction.atomic
@@ -35,7 +39,10 @@ def queue_audit(actor, run: TrainingRun, *, config: dict | None = None, enqueue:
         raise ValueError(f"Run {run.pk} has no adapter to audit ({run.get_state_display().lower()}).")
     if run.audits.filter(state__in=ACTIVE_AUDIT_STATES).exists():
         raise ValueError(f"An audit of run {run.pk} is already queued or running.")
+    if config and "max_length" in config:
+        raise ValueError("An audit scores the tokens the run trained on: its max_length is the run's, not an audit setting.")
     config = config or {**default_audit_config(), **(run.config.get("audit") or {})}  # the run's own overrides, if any
+    config.pop("max_length", None)  # a run stored before it was refused as an audit setting
     item = AdapterAudit.objects.create(run=run, requested_by=actor, config=config)
     who = f"{actor} queued" if actor else "Queued after training:"
     audit_event(actor, "adapteraudit.queued", item, f"{who} audit {item.pk} of run {run.pk}", {"run": run.pk, "config": item.config})
@@ -74,12 +81,16 @@ def finish_audit(item: AdapterAudit, *, report: dict, verdict: dict, thresholds:
         return item
     item.state, item.finished_at, item.phase = AuditState.COMPLETED, timezone.now(), "completed"
     item.report, item.verdict, item.thresholds, item.charts = report, verdict, thresholds, charts
-    item.passed = bool(verdict.get("passed"))
-    item.save()
-    failed = [c["code"] for c in verdict.get("checks", []) if not c.get("passed", True) and not c.get("advisory")]
-    summary = f"Audit {item.pk} of run {item.run_id}: " + ("passed" if item.passed else f"failed ({', '.join(failed)})")
+    item.save()  # sets outcome and passed from the verdict
+    if item.outcome == AuditOutcome.PASS:
+        summary = f"Audit {item.pk} of run {item.run_id}: passed"
+    elif item.outcome == AuditOutcome.FAIL:
+        summary = f"Audit {item.pk} of run {item.run_id}: failed ({', '.join(c['code'] for c in item.failed_checks)})"
+    else:
+        summary = f"Audit {item.pk} of run {item.run_id}: inconclusive (not tested: {', '.join(c['code'] for c in item.untested_checks)})"
     audit_event(None, "adapteraudit.completed", item, summary[:500],
-                {"passed": item.passed, "checks": [{k: c.get(k) for k in ("code", "value", "limit", "passed")} for c in verdict.get("checks", [])],
+                {"outcome": item.outcome, "passed": item.passed,
+                 "checks": [{k: c.get(k) for k in ("code", "value", "limit", "outcome", "passed")} for c in verdict.get("checks", [])],
                  "thresholds": thresholds})
     follow_run(item.run)
     # Once this commits: the model card is drafted (or its figures refreshed) from the completed
@@ -147,26 +158,37 @@ def _latest_completed_audit(run: TrainingRun) -> AdapterAudit:
 
 @transaction.atomic
 def release_adapter(actor, run: TrainingRun, justification: str = "") -> AdapterRelease:
-    """Release on the latest completed audit. A failed audit can be overridden only with a
-    written justification, which the audit trail keeps."""
+    """Release on the latest completed audit. An audit that did not pass (failed, or inconclusive
+    because a required check did not run) can be overridden only with a written justification,
+    which the audit trail keeps."""
     if not actor.has_perm("audits.release_adapter"):
         raise PermissionError("Only the privacy officer releases adapters.")
     run = TrainingRun.objects.select_for_update().get(pk=run.pk)
     item = _latest_completed_audit(run)
     justification = (justification or "").strip()
-    override = not item.passed
+    override = item.outcome != AuditOutcome.PASS
     if override and len(justification) < AdapterRelease.MIN_JUSTIFICATION:
-        failed = ", ".join(c["label"] for c in item.failed_checks) or "the verdict"
-        raise ReleaseRefused(f"The audit failed ({failed}). Releasing anyway is an override: write a justification of at "
-                             f"least {AdapterRelease.MIN_JUSTIFICATION} characters saying why the risk is acceptable.")
+        raise ReleaseRefused(f"{why_not_passed(item)} Releasing anyway is an override: write a justification of at least "
+                             f"{AdapterRelease.MIN_JUSTIFICATION} characters saying why the risk is acceptable.")
     decision = AdapterRelease.objects.create(run=run, audit=item, decision=ReleaseDecision.RELEASED, override=override,
                                              justification=justification, decided_by=actor)
-    verb = "released, overriding a failed audit," if override else "released"
+    verb = f"released, overriding an audit that {'failed' if item.outcome == AuditOutcome.FAIL else 'was inconclusive'}," \
+        if override else "released"
     audit_event(actor, "adapter.released", decision, f"{actor} {verb} the adapter of run {run.pk} (audit {item.pk})",
-                {"run": run.pk, "audit": item.pk, "audit_passed": item.passed, "override": override, "justification": justification,
+                {"run": run.pk, "audit": item.pk, "audit_outcome": item.outcome, "audit_passed": item.passed, "override": override,
+                 "justification": justification,
                  "adapter": {a.name: a.sha256 for a in run.artifacts.filter(kind="adapter", deleted_at__isnull=True)}})
     follow_run(run)
     return decision
+
+
+def why_not_passed(item: AdapterAudit) -> str:
+    """Why an audit did not pass, naming the checks, in a sentence for the privacy officer."""
+    if item.outcome == AuditOutcome.FAIL:
+        return f"The audit failed ({', '.join(c['label'] for c in item.failed_checks) or 'the verdict'})."
+    untested = "; ".join(c["label"] for c in item.untested_checks) or "a required check"
+    return (f"The audit is inconclusive: these checks were not tested, so it cannot pass: {untested}. A check that did "
+            "not run is no evidence that the adapter is safe.")
 
 
 @transaction.atomic
@@ -181,7 +203,7 @@ def block_adapter(actor, run: TrainingRun, reason: str) -> AdapterRelease:
     decision = AdapterRelease.objects.create(run=run, audit=item, decision=ReleaseDecision.BLOCKED, justification=reason,
                                              decided_by=actor)
     audit_event(actor, "adapter.blocked", decision, f"{actor} blocked the adapter of run {run.pk} (audit {item.pk})",
-                {"run": run.pk, "audit": item.pk, "audit_passed": item.passed, "reason": reason})
+                {"run": run.pk, "audit": item.pk, "audit_outcome": item.outcome, "audit_passed": item.passed, "reason": reason})
     follow_run(run)
     return decision
 

@@ -17,10 +17,12 @@ is `audits.verify` (standard library and `cryptography` only).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import io
 import json
+import os
 import time
 import zipfile
 from dataclasses import dataclass
@@ -39,6 +41,18 @@ from training.models import ArtifactKind, TrainingRun
 
 FORMAT = verify.FORMAT
 MAX_TRAIL_EVENTS = 5000
+
+# The events that decide the run's fate or record the outcome a decision rests on. The excerpt keeps
+# every one of them however long the trail grows (a long run must not push its release decision
+# out), and fills the rest of its room with the newest events.
+DECISION_ACTIONS = frozenset({
+    "trainingrequest.submitted", "trainingrequest.approved", "trainingrequest.rejected", "trainingrequest.withdrawn",
+    "trainingrequest.fully_approved", "trainingrequest.dispatched", "trainingrequest.dispatch_refused",
+    "trainingrun.created", "trainingrun.cancel_requested", "trainingrun.cancelled", "trainingrun.succeeded", "trainingrun.failed",
+    "adapteraudit.completed", "adapteraudit.failed",
+    "adapter.released", "adapter.blocked",  # an override is a release with "override" in its payload
+    "modelcard.approved",
+})
 
 # (anchor, title): the order of the report. Tests and the contents page read this list.
 SECTIONS = (
@@ -151,8 +165,10 @@ def _portal() -> dict:
             "public_key_sha256": public_key_fingerprint()}
 
 
-def _trail(run: TrainingRun, request, audits, releases, card, datasets) -> list[AuditEvent]:
-    from django.db.models import Q
+def _trail(run: TrainingRun, request, audits, releases, card, datasets) -> tuple[list[AuditEvent], int]:
+    """The excerpt (every decision event and the newest others, MAX_TRAIL_EVENTS in all unless the
+    decisions alone exceed it, in chronological order) and how many events about the run there are."""
+    from django.db.models import Max, Q
 
     wanted = Q(object_type="training.trainingrun", object_id=str(run.pk))
     if request is not None:
@@ -165,7 +181,16 @@ def _trail(run: TrainingRun, request, audits, releases, card, datasets) -> list[
         wanted |= Q(object_type="governance.modelcard", object_id=str(card.pk))
     if datasets:
         wanted |= Q(object_type="governance.dataset", object_id__in=[str(d.pk) for d in datasets], action="dataset.uploaded")
-    return list(AuditEvent.objects.filter(wanted).order_by("sequence")[:MAX_TRAIL_EVENTS])
+    about = AuditEvent.objects.filter(wanted)
+    # One upper bound for the three queries, so an event appended meanwhile cannot skew the count.
+    last = about.aggregate(last=Max("sequence"))["last"]
+    if last is None:
+        return [], 0
+    about = about.filter(sequence__lte=last)
+    decisions = list(about.filter(action__in=DECISION_ACTIONS))
+    room = max(MAX_TRAIL_EVENTS - len(decisions), 0)
+    newest = list(about.exclude(action__in=DECISION_ACTIONS).order_by("-sequence")[:room])
+    return sorted(decisions + newest, key=lambda e: e.sequence), about.count()
 
 
 def _event_dict(event: AuditEvent) -> dict:
@@ -196,7 +221,7 @@ def gather(run: TrainingRun, audit: AdapterAudit) -> dict:
     audits = list(run.audits.order_by("pk"))
     releases = list(AdapterRelease.objects.filter(run=run).select_related("decided_by").order_by("decided_at", "pk"))
     card = ModelCard.objects.select_related("approved_by").filter(run=run).first()
-    events = _trail(run, request, audits, releases, card, datasets)
+    events, events_about_run = _trail(run, request, audits, releases, card, datasets)
     as_of = max([t for t in (run.finished_at, run.created_at, audit.finished_at, card.updated_at if card else None,
                              card.approved_at if card else None, *(e.occurred_at for e in events[-1:]),
                              *(r.decided_at for r in releases)) if t is not None])
@@ -284,7 +309,9 @@ def gather(run: TrainingRun, audit: AdapterAudit) -> dict:
 
     epsilon = result.get("epsilon")
     verdict = {
-        "audit_passed": audit.passed, "failed_checks": [c.get("label", c.get("code")) for c in audit.failed_checks],
+        "audit_outcome": audit.outcome, "audit_passed": audit.passed,
+        "failed_checks": [c.get("label", c.get("code")) for c in audit.failed_checks],
+        "untested_checks": [c.get("label", c.get("code")) for c in audit.untested_checks],
         "release": ({"decision": latest_release.get_decision_display(), "by": _user(latest_release.decided_by),
                      "at": _iso(latest_release.decided_at), "override": latest_release.override,
                      "justification": latest_release.justification, "audit": latest_release.audit_id} if latest_release else None),
@@ -296,7 +323,7 @@ def gather(run: TrainingRun, audit: AdapterAudit) -> dict:
         "dpas_in_force": all(x["in_force"] for x in compute["dpas"]) if compute and compute["dpas"] else None,
         "model_card": card_facts["state"] if card_facts else None,
     }
-    verdict["overall"] = "PASSED" if audit.passed else "FAILED"
+    verdict["overall"] = {"pass": "PASSED", "fail": "FAILED", "inconclusive": "INCONCLUSIVE"}.get(audit.outcome, "FAILED")
 
     return {
         "format": FORMAT,
@@ -315,9 +342,11 @@ def gather(run: TrainingRun, audit: AdapterAudit) -> dict:
         "redaction": run.redaction_report or {},
         "training": training,
         "audit": {"id": audit.pk, "requested_by": _user(audit.requested_by), "created_at": _iso(audit.created_at),
-                  "finished_at": _iso(audit.finished_at), "passed": audit.passed, "verdict": audit.verdict, "thresholds": audit.thresholds,
+                  "finished_at": _iso(audit.finished_at), "outcome": audit.outcome, "passed": audit.passed, "verdict": audit.verdict,
+                  "thresholds": audit.thresholds,
                   "report": audit.report, "config": audit.config, "charts": sorted(audit.charts)},
-        "other_audits": [{"id": a.pk, "state": a.get_state_display(), "passed": a.passed, "finished_at": _iso(a.finished_at)}
+        "other_audits": [{"id": a.pk, "state": a.get_state_display(), "outcome": a.get_outcome_display() if a.outcome else None,
+                          "passed": a.passed, "finished_at": _iso(a.finished_at)}
                          for a in audits if a.pk != audit.pk],
         "releases": [{"decision": r.get_decision_display(), "by": _user(r.decided_by), "at": _iso(r.decided_at), "override": r.override,
                       "justification": r.justification, "audit": r.audit_id} for r in releases],
@@ -325,7 +354,8 @@ def gather(run: TrainingRun, audit: AdapterAudit) -> dict:
         "artifacts": [{"kind": a.get_kind_display(), "name": a.name, "sha256": a.sha256, "size_bytes": a.size_bytes,
                        "deleted_at": _iso(a.deleted_at)} for a in artifacts if a.kind != ArtifactKind.CHECKPOINT],
         "training_data_sha256": ((run.manifest or {}).get("hashes") or {}).get("training_data_sha256"),
-        "audit_trail": {"events": [_event_dict(e) for e in events], "truncated": len(events) >= MAX_TRAIL_EVENTS},
+        "audit_trail": {"events": [_event_dict(e) for e in events], "truncated": len(events) < events_about_run,
+                        "total": events_about_run, "omitted": events_about_run - len(events)},
         "_charts": {  # not in results.json: the SVGs, for the PDF
             **{f"audit:{name}": svg for name, svg in sorted(audit.charts.items())},
             **{f"run:{name}": a.read_bytes() for name, a in sorted(curves.items())},
@@ -398,7 +428,24 @@ def render_pdf(facts: dict, fingerprint: str, pem: str) -> tuple[bytes, int]:
     html = render_to_string("audits/pack/report.html", context)
     # Only data: URIs resolve: no file, no network, whatever a stored SVG or a template might name.
     document = HTML(string=html, base_url="data:,", url_fetcher=URLFetcher(allowed_protocols={"data"})).render()
-    return document.write_pdf(), len(document.pages)
+    with _fixed_font_timestamps(facts["created"]):
+        return document.write_pdf(), len(document.pages)
+
+
+@contextlib.contextmanager
+def _fixed_font_timestamps(created: str):
+    """Without HarfBuzz's subsetter, WeasyPrint subsets fonts with fontTools, which stamps each
+    subset with the time of saving: the same facts would give a different PDF every second. The
+    reproducible-builds convention that fontTools honours pins that stamp to the pack's own date."""
+    previous = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = str(int(dt.datetime.fromisoformat(created).timestamp()))
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("SOURCE_DATE_EPOCH", None)
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = previous
 
 
 README = """Provenant evidence pack for training run {run}

@@ -23,11 +23,21 @@ class AuditState(models.TextChoices):
 ACTIVE_AUDIT_STATES = (AuditState.QUEUED, AuditState.RUNNING)
 
 
+class AuditOutcome(models.TextChoices):
+    """The verdict of a completed audit (audits.engine.audit.evaluate_verdict)."""
+
+    PASS = "pass", "Passed"
+    FAIL = "fail", "Failed"
+    INCONCLUSIVE = "inconclusive", "Inconclusive"
+
+
 class AdapterAudit(models.Model):
     """One run of the memorisation and privacy attacks against a run's adapter: canary exposure,
     verbatim extraction, PII leakage, membership inference, the DP claim tested, utility. The
     report holds figures only, never a record, a secret or an original value. The verdict is the
-    report judged against the thresholds of the data classes the run trained on."""
+    report judged against the thresholds of the data classes the run trained on: it passes only
+    when every check those classes require ran and passed, fails when one failed, and is
+    inconclusive when a required check did not run. `passed` is True only on a pass."""
 
     job_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Names the audit's scratch directory.")
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="audits")
@@ -47,7 +57,9 @@ class AdapterAudit(models.Model):
     report = models.JSONField(default=dict, blank=True)
     thresholds = models.JSONField(default=dict, blank=True, help_text="The limits the verdict applied, and where they came from.")
     verdict = models.JSONField(default=dict, blank=True)
-    passed = models.BooleanField(null=True)
+    passed = models.BooleanField(null=True, help_text="True only when the verdict is a pass.")
+    outcome = models.CharField(max_length=20, choices=AuditOutcome.choices, blank=True,
+                               help_text="The verdict: pass, fail or inconclusive. Empty until the audit completes.")
     charts = models.JSONField(default=dict, blank=True, help_text="Chart name -> SVG text (figures only).")
     purged_at = models.DateTimeField(null=True, blank=True)
 
@@ -76,9 +88,29 @@ class AdapterAudit(models.Model):
             return 100
         return int(100 * self.done / self.total) if self.total else 0
 
+    def save(self, *args, **kwargs):
+        # The outcome follows the stored verdict (one stored before verdicts had three outcomes
+        # reads as pass or fail), and `passed` follows the outcome.
+        if self.state == AuditState.COMPLETED and self.verdict:
+            from audits.engine.audit import verdict_outcome
+
+            self.outcome = verdict_outcome(self.verdict)
+            self.passed = self.outcome == AuditOutcome.PASS
+        super().save(*args, **kwargs)
+
     @property
     def failed_checks(self) -> list[dict]:
-        return [c for c in self.verdict.get("checks", []) if not c.get("passed", True) and not c.get("advisory")]
+        from audits.engine.audit import FAILED, check_outcome
+
+        return [c for c in self.verdict.get("checks", []) if check_outcome(c) == FAILED and not c.get("advisory")]
+
+    @property
+    def untested_checks(self) -> list[dict]:
+        """The checks the verdict required that did not run: why it is inconclusive."""
+        from audits.engine.audit import NOT_TESTED, check_outcome
+
+        return [c for c in self.verdict.get("checks", []) if check_outcome(c) == NOT_TESTED and c.get("required", True)
+                and not c.get("advisory")]
 
 
 class ReleaseDecision(models.TextChoices):
@@ -96,7 +128,7 @@ class AdapterRelease(models.Model):
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="release_decisions")
     audit = models.ForeignKey(AdapterAudit, on_delete=models.PROTECT, related_name="release_decisions")
     decision = models.CharField(max_length=20, choices=ReleaseDecision.choices)
-    override = models.BooleanField(default=False, help_text="Released although the audit failed.")
+    override = models.BooleanField(default=False, help_text="Released although the audit did not pass (failed or inconclusive).")
     justification = models.TextField(blank=True)
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     decided_at = models.DateTimeField(default=timezone.now)

@@ -24,35 +24,99 @@ from training.models import ArtifactKind, TrainingRun
 
 log = logging.getLogger(__name__)
 
-# The data class field behind each threshold of the engine's verdict.
+# The data class field behind each limit of the engine's verdict (the smallest applies).
 THRESHOLD_FIELDS = {
     "max_exposure_bits": "audit_max_exposure_bits",
     "max_mia_auc": "audit_max_mia_auc",
     "max_tpr_at_1pct_fpr": "audit_max_tpr_at_1pct_fpr",
     "max_original_pii_hits": "audit_max_original_pii_hits",
 }
+# The data class field behind each minimum the verdict holds a check's measurement to (the largest
+# applies): a check measured with less is not tested.
+MINIMUM_FIELDS = {
+    "min_candidates": "audit_min_candidates",
+    "min_canaries": "audit_min_canaries",
+    "min_mia_sample": "audit_min_mia_sample",
+    "min_audit_canaries": "audit_min_audit_canaries",
+}
+
+
+def _classes_of(run: TrainingRun) -> list:
+    return list({dc.pk: dc for dataset in run.datasets.all() for dc in dataset.data_classes.all()}.values())
+
+
+def _strictest(classes, field: str, pick) -> tuple:
+    """(value, names of the classes that set it) for the strictest setting of `field`; (None, [])
+    when no class sets it."""
+    values = [(getattr(dc, field), dc.name) for dc in classes if getattr(dc, field) is not None]
+    if not values:
+        return None, []
+    strictest = pick(v for v, _ in values)
+    return strictest, sorted(n for v, n in values if v == strictest)
+
+
+def training_max_length(run: TrainingRun) -> int:
+    from training.engine.dp_lora import TrainConfig
+
+    return int(((run.config or {}).get("training") or {}).get("max_length") or TrainConfig.max_length)
+
+
+def effective_audit_config(run: TrainingRun, asked: dict):
+    """The AuditConfig an audit of `run` runs with: what was asked (the portal's defaults and the
+    run's own settings), each knob raised to the strictest minimum of the run's data classes (a
+    request can only make the audit stronger), scoring exactly the tokens training saw (the run's
+    max_length, never an audit setting of its own)."""
+    from audits.engine.audit import AuditConfig, scored_like_training
+    from governance.models import DataClass
+
+    known = {f.name for f in fields(AuditConfig)} - {"max_length"}
+    values = {k: v for k, v in (asked or {}).items() if k in known}
+    classes = _classes_of(run)
+    defaults = asdict(AuditConfig())
+    for knob, field in DataClass.AUDIT_CONFIG_MINIMUMS.items():
+        minimum, _ = _strictest(classes, field, max)
+        if minimum is not None and values.get(knob, defaults[knob]) < minimum:
+            values[knob] = minimum
+    return scored_like_training(AuditConfig(**values), training_max_length(run))
 
 
 def thresholds_for(run: TrainingRun) -> dict:
     """The strictest limit across the data classes of the run's datasets, and which classes set it.
-    With no data class at all, the engine's defaults apply."""
+    With no data class at all, the engine's defaults apply. Also the ε the run may have spent (the
+    smaller of the classes' maximum ε and the run's target ε), whether a class requires DP, and
+    the minimums a check's measurement must reach to count."""
     from audits.engine.audit import Thresholds
 
-    classes = {dc.pk: dc for dataset in run.datasets.all() for dc in dataset.data_classes.all()}.values()
+    classes = _classes_of(run)
     defaults = asdict(Thresholds())
     chosen = {}
     for name, field in THRESHOLD_FIELDS.items():
         if not classes:
             chosen[name] = {"value": defaults[name], "from": ["the portal's defaults (no data class)"]}
             continue
-        values = [(getattr(dc, field), dc.name) for dc in classes if getattr(dc, field) is not None]
-        if not values:
-            chosen[name] = {"value": None, "from": []}
-            continue
-        strictest = min(v for v, _ in values)
-        chosen[name] = {"value": strictest, "from": sorted(n for v, n in values if v == strictest)}
+        value, names = _strictest(classes, field, min)
+        chosen[name] = {"value": value, "from": names}
     _apply_request_limits(run, chosen)
+    chosen["max_epsilon"] = _epsilon_limit(run, classes)
+    requiring = sorted(dc.name for dc in classes if dc.dp_required)
+    chosen["dp_required"] = {"value": bool(requiring), "from": requiring}
+    for name, field in MINIMUM_FIELDS.items():
+        value, names = _strictest(classes, field, max)
+        chosen[name] = {"value": value, "from": names}
     return chosen
+
+
+def _epsilon_limit(run: TrainingRun, classes) -> dict:
+    """The ε the run may have spent: the data classes' maximum and the target the run was approved
+    with, whichever is smaller (None: neither is set, or the run trained without DP)."""
+    training = (run.config or {}).get("training") or {}
+    value, names = _strictest(classes, "max_epsilon", min)
+    target = training.get("target_epsilon") if training.get("dp", True) else None
+    if target is not None and (value is None or target < value):
+        return {"value": target, "from": ["the run's target ε"]}
+    if target is not None and target == value:
+        names = [*names, "the run's target ε"]
+    return {"value": value, "from": names}
 
 
 def _apply_request_limits(run: TrainingRun, chosen: dict) -> None:
@@ -61,7 +125,7 @@ def _apply_request_limits(run: TrainingRun, chosen: dict) -> None:
 
     request = TrainingRequest.objects.filter(run=run).first()
     for name, value in ((request.audit_thresholds or {}).items() if request else ()):
-        if name not in chosen or value is None:
+        if name not in THRESHOLD_FIELDS or value is None:
             continue
         current = chosen[name]["value"]
         if current is None or value < current:
@@ -110,7 +174,7 @@ def execute_audit(item: AdapterAudit, worker: str, echo: Callable[[dict], None] 
 
 def _audit_in(scratch: Path, item: AdapterAudit, echo) -> tuple[dict, dict, dict, dict]:
     from audits.charts import render_charts
-    from audits.engine.audit import AuditConfig, run_audit
+    from audits.engine.audit import run_audit
     from audits.engine.leakage import ValueIndex, detector_for
     from training import redaction
 
@@ -135,6 +199,10 @@ def _audit_in(scratch: Path, item: AdapterAudit, echo) -> tuple[dict, dict, dict
     if (ArtifactKind.CANARIES, "canaries.json") in stored:
         canaries = [{**c, **({"alphabet": alphabet} if alphabet else {})}
                     for c in json.loads(stored[(ArtifactKind.CANARIES, "canaries.json")].read_bytes())]
+    # The one-run audit's canaries and their secret inclusion bits; runs trained before it have none.
+    audit_canaries = None
+    if (ArtifactKind.CANARIES, "audit_canaries.json") in stored:
+        audit_canaries = json.loads(stored[(ArtifactKind.CANARIES, "audit_canaries.json")].read_bytes())
     originals = surrogates = detect = None
     if (ArtifactKind.PII_INDEX, "pii_index.json") in stored:
         index = json.loads(stored[(ArtifactKind.PII_INDEX, "pii_index.json")].read_bytes())
@@ -142,12 +210,11 @@ def _audit_in(scratch: Path, item: AdapterAudit, echo) -> tuple[dict, dict, dict
         originals, surrogates = ValueIndex.from_dict(index["originals"], key), ValueIndex.from_dict(index["surrogates"], key)
         classes = list({dc.pk: dc for d in run.datasets.all() for dc in d.data_classes.all()}.values())
         detect = detector_for(redaction.detector_config_for(classes))
-    known = {f.name for f in fields(AuditConfig)}
-    config = AuditConfig(**{k: v for k, v in item.config.items() if k in known})
+    config = effective_audit_config(run, item.config)
     claimed = run.epsilon_spent
     report = run_audit(Path(run.base_model.location), adapter_dir, members, nonmembers, canaries, config=config,
                        claimed_epsilon=claimed, delta=(run.result or {}).get("delta"), detect=detect, originals=originals,
-                       surrogates=surrogates, progress=AuditProgress(item, echo))
+                       surrogates=surrogates, progress=AuditProgress(item, echo), audit_canaries=audit_canaries)
     report["audited_at"] = timezone.now().isoformat()
     thresholds = thresholds_for(run)
     verdict = verdict_for(report, thresholds, claimed)

@@ -15,7 +15,10 @@ A pack is a zip of:
 
 The pack is valid when the signature verifies with the public key *you* trust (the one published
 on the portal's key page, not the copy inside the pack), every file the manifest lists is present
-with that SHA-256, and nothing else is in the zip. Each problem names the file at fault.
+with that SHA-256, and nothing else is in the zip: no other entry (a directory entry, a second copy
+of a name, an absolute or `..` path all count), and no bytes outside the entries (before the
+first, between two, or a zip comment), where another unzip tool could find what this one skips.
+Each problem names the file or entry at fault.
 
 results.json also carries the audit-trail excerpt with every hashed field of each event; each
 event's SHA-256 is recomputed here, so an excerpt edited before signing would show too.
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import struct
 import sys
 import zipfile
 from dataclasses import dataclass, field
@@ -97,6 +101,61 @@ def _read_small(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int = 64
     return archive.read(info)
 
 
+def _shown(name: str) -> str:
+    """A name as the problem list prints it: control characters (a NUL, a newline) escaped."""
+    return name if name.isprintable() else repr(name)
+
+
+def _unsafe_name(name: str) -> str:
+    """Why an entry's name is not a plain relative path, or "" when it is."""
+    if "\0" in name or not name.isprintable():
+        return "it holds a control character"
+    if name.startswith(("/", "\\")) or (name[:1].isalpha() and name[1:2] == ":"):
+        return "an absolute path"
+    if "\\" in name:
+        return "a backslash, a folder separator elsewhere"
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        return "an empty, '.' or '..' path component"
+    return ""
+
+
+def _bytes_outside_entries(archive: zipfile.ZipFile) -> list[str]:
+    """The entries' local records must tile the zip from its first byte to the central directory,
+    and the end record must close the file with no comment: bytes anywhere else (a prefix, a
+    local entry the central directory omits, a trailer) are content that escapes the manifest."""
+    raw = archive.fp
+    found = []
+    position = 0
+    for info in sorted(archive.infolist(), key=lambda i: i.header_offset):
+        if info.header_offset != position:
+            what = "before the first entry" if position == 0 else "between two entries"
+            found.append(f"{abs(info.header_offset - position)} bytes {what} belong to no listed entry (at offset {position})")
+        raw.seek(info.header_offset)
+        header = raw.read(zipfile.sizeFileHeader)
+        if len(header) != zipfile.sizeFileHeader or header[:4] != zipfile.stringFileHeader:
+            found.append(f"{_shown(info.orig_filename)} has no local header where the central directory points")
+            return found
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        position = info.header_offset + zipfile.sizeFileHeader + name_length + extra_length + info.compress_size
+        if info.flag_bits & 0x08:  # a data descriptor follows the data: optional signature, CRC, two sizes of 4 or 8 bytes
+            raw.seek(position)
+            signed = raw.read(4) == b"PK\x07\x08"
+            following = min([i.header_offset for i in archive.infolist() if i.header_offset > info.header_offset],
+                            default=archive.start_dir)
+            sizes = [4 * signed + 4 + 2 * width for width in (4, 8)]
+            position += next((size for size in sizes if position + size == following), sizes[0])
+    if position != archive.start_dir:
+        found.append(f"{abs(archive.start_dir - position)} bytes before the central directory belong to no listed entry")
+    if archive.comment:
+        found.append(f"the zip carries a comment of {len(archive.comment)} bytes, which no manifest covers")
+    raw.seek(0, 2)
+    end = raw.tell()
+    raw.seek(max(end - zipfile.sizeEndCentDir, 0))
+    if raw.read(4) != zipfile.stringEndArchive:
+        found.append("bytes follow the zip's end record")
+    return found
+
+
 def verify_pack(path, public_key_pem: bytes | str) -> Result:
     """Check a pack against the public key you trust. Raises PackUnreadable when it cannot start."""
     key = load_public_key(public_key_pem)
@@ -118,13 +177,22 @@ def _verify_archive(archive: zipfile.ZipFile, key) -> Result:
         problems.append(f"{name}: {text}")
         status.setdefault(name, text)
 
+    # Entries go by their name as stored (orig_filename): zipfile cuts a name at a NUL byte, other tools may not.
     members: dict[str, zipfile.ZipInfo] = {}
+    seen: set[str] = set()
     for info in archive.infolist():
+        name = info.orig_filename
+        if name in seen:
+            problem(_shown(name), "appears twice in the zip; a reader could be shown either copy")
+        seen.add(name)
         if info.is_dir():
-            continue
-        if info.filename in members:
-            problem(info.filename, "appears twice in the zip; a reader could be shown either copy")
-        members[info.filename] = info
+            problem(_shown(name), "is a directory entry; a pack holds only the files its manifest lists")
+        elif (unsafe := _unsafe_name(name)):
+            problem(_shown(name), f"is not a plain file name ({unsafe}); an unzip tool could write it elsewhere")
+        else:
+            members[name] = info
+    for text in _bytes_outside_entries(archive):
+        problem("(zip)", text)
 
     # 1. The signature over the manifest's exact bytes.
     manifest: dict = {}
@@ -187,7 +255,7 @@ def _verify_archive(archive: zipfile.ZipFile, key) -> Result:
         else:
             status.setdefault(name, "ok")
     for name in sorted(set(members) - set(listed) - {MANIFEST, SIGNATURE}):
-        problem(name, "is in the pack but not listed in the manifest")
+        problem(_shown(name), "is in the pack but not listed in the manifest")
 
     # 3. The copy of the key inside the pack should be the key you trust.
     if PUBLIC_KEY in members and status.get(PUBLIC_KEY) == "ok":

@@ -71,7 +71,8 @@ class DataClassForm(forms.ModelForm):
             "name", "description", "tier", "categories", "regulations", "fine_tuning_use", "redaction_required",
             "dp_required", "max_epsilon", "max_delta", "allowed_compute_kinds", "allowed_regions",
             "retention_days", "extra_approvals_required", "max_total_epsilon", "audit_max_exposure_bits", "audit_max_mia_auc",
-            "audit_max_tpr_at_1pct_fpr", "audit_max_original_pii_hits",
+            "audit_max_tpr_at_1pct_fpr", "audit_max_original_pii_hits", "audit_min_candidates", "audit_min_canaries",
+            "audit_min_mia_sample", "audit_min_extraction_sample", "audit_min_audit_canaries",
         ]
 
 

@@ -102,28 +102,32 @@ def _audit_facts(audit) -> dict:
     checks = {c.get("code"): c for c in (audit.verdict or {}).get("checks", [])}
     exposures = [c["exposure_bits"] for c in report.get("canaries") or [] if c.get("exposure_bits") is not None]
     attacks = (report.get("membership") or {}).get("attacks") or {}
-    bounds = {name: (a.get("epsilon_lower_bound") or {}).get("epsilon") for name, a in attacks.items()}
-    bounds = {k: v for k, v in bounds.items() if v is not None}
     utility = report.get("utility") or {}
     pii = report.get("pii") or {}
+    # The ε claim is tested by the one-run audit only: the membership attacks' Clopper–Pearson
+    # figures treat records scored against one model as independent trials and prove nothing.
+    one_run = report.get("one_run") or {}
 
     def from_check(code):
         return checks.get(code, {}).get("value")
 
-    best_bound = max(bounds, key=bounds.get) if bounds else None
     return {
         "id": audit.pk,
         "finished_at": audit.finished_at.isoformat() if audit.finished_at else None,
+        "outcome": audit.outcome or ("pass" if audit.passed else "fail"),
         "passed": audit.passed,
         "failed_checks": [c.get("label") or c.get("code") for c in audit.failed_checks],
+        "untested_checks": [c.get("label") or c.get("code") for c in audit.untested_checks],
         "canaries": len(report.get("canaries") or []),
         "max_canary_exposure_bits": max(exposures) if exposures else from_check("canary_exposure"),
         "best_mia_auc": max((a["auc"] for a in attacks.values()), default=None) if attacks else from_check("mia_auc"),
         "best_mia_tpr_at_1pct_fpr": (max((a["tpr_at_1pct_fpr"] for a in attacks.values()), default=None) if attacks
                                      else from_check("mia_tpr_at_1pct_fpr")),
         "mia_attacks": sorted(attacks),
-        "epsilon_lower_bound": bounds[best_bound] if best_bound else from_check("epsilon_lower_bound"),
-        "epsilon_lower_bound_attack": best_bound,
+        "audit_canaries": one_run.get("canaries") or 0,
+        "epsilon_lower_bound": one_run.get("epsilon_lower_bound") if one_run.get("canaries") else None,
+        "max_provable_epsilon": one_run.get("max_provable_epsilon") if one_run.get("canaries") else None,
+        "epsilon_claim_test": (checks.get("epsilon_one_run") or {}).get("outcome"),
         "holdout_perplexity_base": utility.get("base_perplexity"),
         "holdout_perplexity_adapter": utility.get("adapter_perplexity"),
         "holdout_texts": utility.get("texts"),
@@ -132,6 +136,39 @@ def _audit_facts(audit) -> dict:
 
 
 # --------------------------------------------------------------------------- numbers in words
+
+
+def outcome_words(audit: dict) -> str:
+    """The verdict of an audit's facts in words (facts drafted before verdicts had three
+    outcomes carry only `passed`)."""
+    outcome = audit.get("outcome") or ("pass" if audit.get("passed") else "fail")
+    if outcome == "pass":
+        return "passed"
+    if outcome == "inconclusive":
+        return "was inconclusive (not tested: " + "; ".join(audit.get("untested_checks") or []) + ")"
+    return "failed (" + ", ".join(audit.get("failed_checks") or []) + ")"
+
+
+def _one_run_bound(audit: dict):
+    # Facts drafted before the one-run audit held the membership attacks' figure under this name.
+    return audit.get("epsilon_lower_bound") if audit.get("audit_canaries") else None
+
+
+def epsilon_test_words(audit: dict, privacy: dict) -> str:
+    """What the one-run audit says about the ε claim, in a sentence."""
+    if not privacy.get("dp"):
+        return "No ε is claimed, so there was no guarantee to test."
+    if not audit.get("audit_canaries"):
+        return "The ε claim was not tested: no audit canaries were planted."
+    bound, provable, claimed = audit.get("epsilon_lower_bound"), audit.get("max_provable_epsilon"), privacy.get("epsilon")
+    shows = (f"The one-run audit ({fmt_number(audit['audit_canaries'])} audit canaries) shows ε ≥ {fmt_number(bound)} "
+             f"at 95% confidence")
+    if bound is not None and claimed is not None and bound > claimed:
+        return shows + f", ABOVE the claimed ε = {fmt_number(claimed)}: the guarantee does not hold."
+    if provable is None or (claimed is not None and claimed > provable):
+        return (shows + f"; with this many canaries it could show at most ε ≥ {fmt_number(provable)}, below the claimed "
+                f"ε = {fmt_number(claimed)}, so it could not test the claim.")
+    return shows + f", consistent with the claimed ε = {fmt_number(claimed)}."
 
 
 def fmt_number(value, digits: int = 4) -> str:
@@ -223,8 +260,9 @@ def draft_sections(run, facts: dict) -> dict:
         "Utility: perplexity on the held-out records, for the base model and with the adapter (lower is better).\n\n"
         "Memorisation and privacy: canary exposure in bits (how strongly the adapter prefers planted random secrets over "
         "others it never saw), membership inference ROC AUC and true positive rate at 1% false positives of the best "
-        "attack (0.5 AUC is guessing), original personal data reproduced in generated text, and the lower bound on ε the "
-        "attacks prove at 95% confidence, which must not exceed the ε claimed."
+        "attack (0.5 AUC is guessing), original personal data reproduced in generated text, and the ε claim tested by a "
+        "one-run audit (Steinke et al. 2023): audit canaries trained on or not by a coin flip, guessed from the adapter; "
+        "the lower bound on ε the correct guesses show at 95% confidence must not exceed the ε claimed."
     )
 
     sections["evaluation_data"] = (
@@ -249,14 +287,12 @@ def draft_sections(run, facts: dict) -> dict:
     )
 
     if audit:
-        verdict = "passed" if audit["passed"] else "failed (" + ", ".join(audit["failed_checks"]) + ")"
         lines = [
-            f"Audit {audit['id']} {verdict}.",
+            f"Audit {audit['id']} {outcome_words(audit)}.",
             f"Highest canary exposure: {fmt_number(audit['max_canary_exposure_bits'])} bits.",
             f"Membership inference (best attack): ROC AUC {fmt_number(audit['best_mia_auc'])}, TPR at 1% FPR "
             f"{fmt_number(audit['best_mia_tpr_at_1pct_fpr'])}.",
-            f"Lower bound on ε proven by the attacks: {fmt_number(audit['epsilon_lower_bound'])}"
-            + (f" (claimed ε = {fmt_number(privacy['epsilon'])})." if privacy["dp"] else "."),
+            epsilon_test_words(audit, privacy),
         ]
         if audit.get("holdout_perplexity_base") is not None:
             lines.append(f"Held-out perplexity: base {fmt_number(audit['holdout_perplexity_base'])}, with the adapter "
@@ -296,10 +332,8 @@ def draft_sections(run, facts: dict) -> dict:
             "In plain words: whether or not any one " + ("person's records were" if privacy["unit"] == "subject" else "record was")
             + f" in the training data changes the probability of any output of training by at most a factor of "
             f"e^{fmt_number(privacy['epsilon'])}, except with probability δ.")
-        if audit and audit.get("epsilon_lower_bound") is not None:
-            consistent = audit["epsilon_lower_bound"] <= (privacy["epsilon"] or 0)
-            privacy_lines.append(f"The membership attacks of audit {audit['id']} prove ε ≥ {fmt_number(audit['epsilon_lower_bound'])}, "
-                                 + ("consistent with the guarantee." if consistent else "ABOVE the claimed ε: the guarantee does not hold."))
+        if audit:
+            privacy_lines.append(f"Audit {audit['id']}: {epsilon_test_words(audit, privacy)}")
     sections["privacy"] = "\n\n".join(privacy_lines)
     return {key: sections.get(key, "") for key in SECTION_KEYS}
 
@@ -345,11 +379,14 @@ def fact_rows(facts: dict) -> list[tuple[str, str]]:
         rows.append(("Redaction", "off"))
     if audit:
         rows += [
-            ("Audit", f"{audit['id']}: " + ("passed" if audit["passed"] else "failed")),
+            ("Audit", f"{audit['id']}: " + {"pass": "passed", "inconclusive": "inconclusive", "fail": "failed"}[
+                audit.get("outcome") or ("pass" if audit.get("passed") else "fail")]),
             ("Highest canary exposure (bits)", fmt_number(audit["max_canary_exposure_bits"])),
             ("Best membership inference AUC", fmt_number(audit["best_mia_auc"])),
             ("Best TPR at 1% FPR", fmt_number(audit["best_mia_tpr_at_1pct_fpr"])),
-            ("ε lower bound (attacks, 95%)", fmt_number(audit["epsilon_lower_bound"])),
+            ("ε lower bound (one-run audit, 95%)", fmt_number(_one_run_bound(audit))
+             + (f" (at most {fmt_number(audit['max_provable_epsilon'])} provable with {fmt_number(audit['audit_canaries'])} "
+                "audit canaries)" if audit.get("audit_canaries") else " (no audit canaries: not tested)")),
             ("Held-out perplexity, base → adapter", f"{fmt_number(audit['holdout_perplexity_base'])} → "
                                                     f"{fmt_number(audit['holdout_perplexity_adapter'])}"),
         ]
@@ -386,7 +423,7 @@ def _eval_results(card) -> list:
         ("roc_auc", "Membership inference AUC (best attack)", audit.get("best_mia_auc")),
         ("tpr_at_1pct_fpr", "Membership inference TPR at 1% FPR (best attack)", audit.get("best_mia_tpr_at_1pct_fpr")),
         ("canary_exposure_bits", "Highest canary exposure (bits)", audit.get("max_canary_exposure_bits")),
-        ("epsilon_lower_bound", "ε lower bound proven by the attacks (95%)", audit.get("epsilon_lower_bound")),
+        ("epsilon_lower_bound", "ε lower bound shown by the one-run audit (95%)", _one_run_bound(audit)),
     ):
         if value is not None:
             results.append(EvalResult(metric_type=metric_type, metric_name=name, metric_value=value, **holdout))

@@ -158,11 +158,14 @@ class DataClass(GovernanceRecord):
         "privacy budget: maximum total ε per dataset", null=True, blank=True, validators=[MinValueValidator(0.01)],
         help_text="The ε all runs on one dataset of this class may spend together (composed). Empty: no cap.",
     )
-    # What an adapter's audit must show before it may be released (empty: not checked). The
-    # strictest limit across a run's data classes applies.
+    # What an adapter's audit must show before it may be released (empty: not checked, and the
+    # verdict does not wait for that check). The strictest limit across a run's data classes applies.
     audit_max_exposure_bits = models.FloatField(
-        "audit: maximum canary exposure (bits)", null=True, blank=True, default=3.0, validators=[MinValueValidator(0)],
-        help_text="Highest exposure any canary may reach (Carlini et al. 2019). 3 bits: the secret ranks in the top eighth.",
+        "audit: maximum MEAN canary exposure (bits)", null=True, blank=True, default=3.0, validators=[MinValueValidator(0)],
+        help_text="Limit on the mean exposure across the run's canaries (Carlini et al. 2019); an adapter that learned "
+                  "nothing averages about 1.44 bits. Each canary is also held to chance on its own: one that ranks "
+                  "above what chance gives with 5% probability across all the canaries fails the audit, whatever "
+                  "this limit.",
     )
     audit_max_mia_auc = models.FloatField(
         "audit: maximum membership-inference AUC", null=True, blank=True, default=0.6,
@@ -176,6 +179,38 @@ class DataClass(GovernanceRecord):
         "audit: original personal data found in samples", null=True, blank=True, default=0,
         help_text="Original (pre-redaction) values of the dataset that generated samples may contain. 0: none.",
     )
+    # How strong the audit must be (empty: no minimum). The audit runs with at least the strictest
+    # minimum across a run's classes whatever the request asks, and a check measured with less than
+    # its minimum is reported as not tested, so the verdict cannot pass on it.
+    audit_min_candidates = models.PositiveIntegerField(
+        "audit: minimum candidates per canary", null=True, blank=True, validators=[MinValueValidator(2)],
+        help_text="Random secrets each canary is ranked among. With N, exposure reaches at most log2 N bits: "
+                  "1,000 allows 9.97 bits, 10,000 allows 13.29.",
+    )
+    audit_min_canaries = models.PositiveIntegerField(
+        "audit: minimum exposure canaries", null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Canaries planted in the training data for the exposure test (the request's canary count).",
+    )
+    audit_min_mia_sample = models.PositiveIntegerField(
+        "audit: minimum membership-inference sample", null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Training records attacked, and as many held-out ones. TPR at 1% FPR needs at least 100 held-out records.",
+    )
+    audit_min_extraction_sample = models.PositiveIntegerField(
+        "audit: minimum extraction sample", null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Training records (and as many held-out ones) prompted with their prefix for verbatim extraction.",
+    )
+    audit_min_audit_canaries = models.PositiveIntegerField(
+        "audit: minimum one-run audit canaries", null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Audit canaries for the one-run test of the ε claim (Steinke et al. 2023). Setting it requires that "
+                  "test for a pass; empty: reported but not required. Few canaries can only test a small ε.",
+    )
+
+    # The audit setting (audits.engine.audit.AuditConfig) each minimum puts a floor under.
+    AUDIT_CONFIG_MINIMUMS = {
+        "candidates": "audit_min_candidates",
+        "mia_sample": "audit_min_mia_sample",
+        "extraction_sample": "audit_min_extraction_sample",
+    }
 
     class Meta:
         ordering = ["name"]

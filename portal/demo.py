@@ -83,7 +83,12 @@ def ensure_demo_records() -> None:
             fine_tuning_use=m.FineTuningUse.ALLOWED, redaction_required=True, dp_required=True, max_epsilon=8.0,
             max_delta=1e-5, redaction_actions={"CREDIT_CARD": "drop_record", "EMAIL_ADDRESS": "pseudonymize"},
             allowed_compute_kinds=[m.ComputeKind.ON_PREMISES, m.ComputeKind.PRIVATE_CLOUD],
-            allowed_regions=["eu-west-1", "on-prem-paris"], retention_days=365)))
+            allowed_regions=["eu-west-1", "on-prem-paris"], retention_days=365,
+            # An audit that can fail, yet fits the demo story on two CPU cores: 3 canaries among 1,000
+            # candidates reach 9.97 bits, above the 5.91 that counts as learned by heart; 100 held-out
+            # records are the fewest that measure TPR at 1% FPR. No minimum of one-run audit canaries:
+            # at ε up to 8 no audit of a practical size can show the claim wrong, so it is not required.
+            audit_min_candidates=1000, audit_min_canaries=3, audit_min_mia_sample=100, audit_min_extraction_sample=10)))
         actions.create_record(privacy, _Form(m.RedactionRule(
             data_class=support, entity_type="CUSTOMER_ID", kind=m.RedactionRuleKind.PATTERN, regex=r"\bCUST-\d{6}\b")))
         actions.create_record(privacy, _Form(m.DataClass(
@@ -91,14 +96,20 @@ def ensure_demo_records() -> None:
             categories=[m.DataCategory.PERSONAL, m.DataCategory.SPECIAL], regulations=[m.Regulation.GDPR, m.Regulation.HIPAA],
             fine_tuning_use=m.FineTuningUse.ALLOWED, redaction_required=True, dp_required=True, max_epsilon=1.0,
             max_delta=1e-6, allowed_compute_kinds=[m.ComputeKind.ON_PREMISES], allowed_regions=["on-prem-paris"],
-            retention_days=180, extra_approvals_required=1)))
+            retention_days=180, extra_approvals_required=1,
+            # Special-category data: the full-strength audit, and the ε claim (at most 1, which a
+            # one-run audit of a few hundred canaries can test) must be tested for a pass.
+            audit_min_candidates=10_000, audit_min_canaries=10, audit_min_mia_sample=200, audit_min_extraction_sample=50,
+            audit_min_audit_canaries=200)))
         actions.create_record(privacy, _Form(m.DataClass(
             name="Card payment data", tier=m.Tier.RESTRICTED, description="Primary account numbers and card holder data.",
             categories=[m.DataCategory.PERSONAL, m.DataCategory.FINANCIAL], regulations=[m.Regulation.PCI_DSS],
             fine_tuning_use=m.FineTuningUse.FORBIDDEN, redaction_required=True, dp_required=True, max_epsilon=1.0)))
         actions.create_record(privacy, _Form(m.DataClass(
             name="Public product documentation", tier=m.Tier.PUBLIC, description="Published manuals and FAQs.",
-            fine_tuning_use=m.FineTuningUse.ALLOWED, redaction_required=False, dp_required=False)))
+            fine_tuning_use=m.FineTuningUse.ALLOWED, redaction_required=False, dp_required=False,
+            # No personal data, so no redaction and no index of original values to look for.
+            audit_max_original_pii_hits=None)))
         cloud = actions.create_record(legal, _Form(m.Processor(
             name="Northwind GPU Cloud", legal_entity="Northwind Compute SAS", country="France",
             contact_email="dpo@northwind.example", services="Dedicated GPU instances for model training.")))
@@ -150,7 +161,7 @@ _ISSUES = [
 ]
 
 
-def demo_support_tickets(count: int = 300, seed: int = 7) -> str:
+def demo_support_tickets(count: int = 400, seed: int = 7) -> str:
     rng = random.Random(seed)
     lines = []
     for i in range(count):
@@ -180,14 +191,16 @@ def demo_faq() -> str:
 DEMO_REQUEST_TITLE = "Support reply drafts (demo)"
 DEMO_BASE_MODEL = "SmolLM2-135M-Instruct"
 
-# Small enough to train and audit on two CPU cores in a few minutes, real in every step.
+# Small enough to train and audit on two CPU cores in a few minutes, real in every step, and at the
+# support class's audit minimums. The 400 tickets keep about 330 after de-duplication; 35% held out
+# leaves about 115 non-members, enough for TPR at 1% FPR (100), and about 215 to train on.
 DEMO_SETTINGS = {
     "training": {"epochs": 1, "batch_size": 16, "max_length": 64, "learning_rate": 2e-3, "lora_r": 8, "lora_alpha": 16,
                  "target_epsilon": 8.0, "accountant": "prv", "max_grad_norm": 1.0},
     "canaries": {"count": 3, "repetitions": 1, "length": 6},
-    "holdout_fraction": 0.2,
-    "audit": {"candidates": 1000, "mia_sample": 60, "extraction_sample": 12, "samples_per_prompt": 2, "max_new_tokens": 32,
-              "bootstrap": 200, "batch_size": 32, "max_length": 96},
+    "holdout_fraction": 0.35,
+    "audit": {"candidates": 1000, "mia_sample": 100, "extraction_sample": 12, "samples_per_prompt": 2, "max_new_tokens": 32,
+              "bootstrap": 200, "batch_size": 32},
 }
 
 
@@ -224,8 +237,8 @@ def ensure_demo_request(base_model_name: str = DEMO_BASE_MODEL):
 
 def finish_demo_story(request):
     """After the worker has trained and audited the run: Priya approves the model card, releases
-    the adapter if its audit passed (blocks it otherwise, saying why), builds the evidence pack and
-    shares it with Rory, the demo regulator."""
+    the adapter if its audit passed (blocks it otherwise, saying why: failed or inconclusive),
+    builds the evidence pack and shares it with Rory, the demo regulator."""
     from audits import actions as audit_actions
     from audits.models import AdapterRelease, AuditState, EvidencePack
     from audits.sharing import share_pack
@@ -239,11 +252,10 @@ def finish_demo_story(request):
     if card.state != ModelCardState.APPROVED:
         actions.approve_model_card(privacy, card, card.compute_content_hash())
     if AdapterRelease.latest_for(run) is None:
-        if audit.passed:
+        if audit.outcome == "pass":
             audit_actions.release_adapter(privacy, run)
         else:
-            failed = ", ".join(c["label"] for c in audit.failed_checks)
-            audit_actions.block_adapter(privacy, run, f"The audit failed ({failed}): not released.")
+            audit_actions.block_adapter(privacy, run, f"{audit_actions.why_not_passed(audit)} Not released.")
     card.refresh_from_db()
     # The pack the regulator receives holds the approved card: build one if every pack predates it.
     pack = (EvidencePack.objects.filter(run=run, created_at__gte=card.approved_at).first()

@@ -92,8 +92,7 @@ class RunSettings:
                             "not an audit setting")
         elif any(not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "seed" else 1) for k, v in (self.audit or {}).items()):
             problems.append("audit settings must be positive whole numbers")
-        if self.canaries.count < 0 or self.canaries.repetitions < 1 or self.canaries.length < 4:
-            problems.append("canaries need count >= 0, repetitions >= 1 and length >= 4")
+        problems.extend(self.canaries.problems())  # also: enough distinct secrets exist, or making them never ends
         if problems:
             raise InvalidRunSettings("; ".join(problems) + ".")
 

@@ -61,12 +61,12 @@ def test_the_verdict_applies_the_data_class_limits(engineer, base_model):
     run = queued_run(engineer, base_model)
     report = {"canaries": [{"exposure_bits": 2.0, "max_bits": 13.29}], "membership": {"attacks": {
         "loss": {"auc": 0.58, "tpr_at_1pct_fpr": 0.02, "epsilon_lower_bound": {"epsilon": 0.1}}}}}
-    assert verdict_for(report, thresholds_for(run), 8.0)["passed"]
+    assert verdict_for(report, thresholds_for(run), 8.0)["outcome"] != "fail"
     run.datasets.first().data_classes.add(DataClass.objects.create(name="Health", max_epsilon=8, audit_max_exposure_bits=1.5,
                                                                    audit_max_mia_auc=0.55))
     verdict = verdict_for(report, thresholds_for(run), 8.0)
-    failed = {c["code"] for c in verdict["checks"] if not c["passed"]}
-    assert not verdict["passed"] and failed == {"canary_exposure", "mia_auc"}
+    failed = {c["code"] for c in verdict["checks"] if c["outcome"] == "failed"}
+    assert verdict["outcome"] == "fail" and failed == {"canary_exposure", "mia_auc"}
 
 
 def test_a_passed_audit_lets_the_privacy_officer_release(privacy, trained_run):
@@ -136,9 +136,13 @@ def test_a_trained_run_is_audited_from_its_encrypted_artifacts_and_purges_its_sc
     assert set(report["membership"]["attacks"]) == {"loss", "zlib", "min_k", "reference"}
     assert report["utility"]["base_perplexity"] > 1
     assert ended.passed is not None and {c["code"] for c in ended.verdict["checks"]} >= {"canary_exposure", "mia_auc"}
+    assert ended.outcome in ("pass", "fail", "inconclusive") and ended.passed == (ended.outcome == "pass")
+    # Scored as trained: the run's max_length (32), never the engine's default of 128.
+    assert report["config"]["max_length"] == FAST["training"]["max_length"] == 32
+    assert report["config"]["prefix_tokens"] + report["config"]["continuation_tokens"] <= 32
     assert set(ended.charts) == {"roc", "exposure"} and ended.charts["roc"].startswith("<?xml")
     assert ended.purged_at is not None and not any((data_dir / "scratch").iterdir())
-    secrets_ = [c["secret"] for c in json.loads(run.artifacts.get(kind=ArtifactKind.CANARIES).read_bytes())]
+    secrets_ = [c["secret"] for c in json.loads(run.artifacts.get(kind=ArtifactKind.CANARIES, name="canaries.json").read_bytes())]
     stored = json.dumps([report, ended.verdict, ended.charts])
     assert marker not in stored and not any(s in stored for s in secrets_) and content_phone not in stored
     assert files_holding(marker, [data_dir, tempfile.gettempdir()], since) == []

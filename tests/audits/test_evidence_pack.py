@@ -137,6 +137,45 @@ def test_the_audit_trail_excerpt_carries_every_hashed_field_so_each_hash_recompu
     assert not any(e["action"].startswith("evidencepack.") for e in events)  # building a pack does not change its own inputs
 
 
+def released_and_downloaded(run, privacy, engineer, downloads: int) -> list[int]:
+    """Release the adapter, then download it many times: a trail whose oldest events are not the ones that matter.
+    Returns the sequences of the download events, oldest first."""
+    from audits.actions import record_adapter_download, release_adapter
+
+    release_adapter(privacy, run)
+    for _ in range(downloads):
+        record_adapter_download(engineer, run)
+    return list(AuditEvent.objects.filter(action="adapter.downloaded").order_by("sequence").values_list("sequence", flat=True))
+
+
+def test_a_trail_longer_than_the_limit_keeps_every_decision_and_the_newest_events(audited, privacy, engineer, monkeypatch):
+    run, audit = audited
+    monkeypatch.setattr(evidence, "MAX_TRAIL_EVENTS", 15)
+    downloads = released_and_downloaded(run, privacy, engineer, 40)
+    trail = evidence.gather(run, audit)["audit_trail"]
+    events = trail["events"]
+    kept = [e["action"] for e in events]
+    sequences = [e["sequence"] for e in events]
+    assert len(events) == 15 and sequences == sorted(sequences)
+    assert {"trainingrequest.submitted", "trainingrequest.approved", "trainingrequest.dispatched", "trainingrun.succeeded",
+            "adapteraudit.completed", "adapter.released"} <= set(kept)
+    assert kept.count("trainingrequest.approved") == 2  # both signatures, not just one
+    room = 15 - sum(a in evidence.DECISION_ACTIONS for a in kept)
+    assert room > 0 and [s for s in sequences if s in downloads] == downloads[-room:]  # the newest, not the oldest
+    assert trail["truncated"] and trail["omitted"] == trail["total"] - 15 and trail["omitted"] >= 40 - room
+
+
+def test_the_pdf_says_how_many_trail_events_were_left_out(audited, privacy, engineer, monkeypatch):
+    run, audit = audited
+    monkeypatch.setattr(evidence, "MAX_TRAIL_EVENTS", 15)
+    released_and_downloaded(run, privacy, engineer, 40)
+    facts = evidence.gather(run, audit)
+    pdf, _ = evidence.render_pdf(facts, public_key_fingerprint(), public_key_pem())
+    text = " ".join(pdf_text(pdf).split())
+    omitted, total = facts["audit_trail"]["omitted"], facts["audit_trail"]["total"]
+    assert f"{omitted} older events of the {total} are left out" in text
+
+
 def test_the_signing_key_is_generated_0600_in_development_and_refused_in_production(settings, data_dir, monkeypatch):
     from portal.keys import signing_key
     from portal.secrets import MissingSecret
@@ -170,6 +209,87 @@ def test_a_file_not_in_the_manifest_is_reported(built, tmp_path):
     files["extra.txt"] = b"slipped in"
     result = check(tmp_path, rezip(files), built["pem"])
     assert not result.valid and any(p.startswith("extra.txt:") and "not listed" in p for p in result.problems)
+
+
+def rezip_with(files: dict[str, bytes], extra: list[tuple[str, bytes]]) -> bytes:
+    """The pack's files plus raw entries written as given (names may repeat, end in '/', climb out)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in [*files.items(), *extra]:
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("entry, data", [
+    ("payload/", b""),                          # an empty directory entry
+    ("payload/", b"data in a directory entry"),  # zipfile reads it, unzip tools may too
+    ("payload/notes.txt", b"slipped in"),
+    ("README.txt", b"a second copy of a listed name"),
+    ("/etc/cron.d/pack", b"absolute"),
+    ("../outside.txt", b"climbs out"),
+    ("docs/../README.txt", b"climbs back to a listed name"),
+    ("C:/Windows/pack.txt", b"a drive"),
+    ("docs\\README.txt", b"a backslash"),
+], ids=["empty-dir", "dir-with-data", "file-in-dir", "duplicate", "absolute", "dotdot", "dotdot-inside", "drive", "backslash"])
+def test_any_entry_the_manifest_does_not_list_fails_verification_naming_it(built, tmp_path, entry, data):
+    result = check(tmp_path, rezip_with(members(built["zip"]), [(entry, data)]), built["pem"])
+    assert not result.valid and any(p.startswith(f"{entry}:") for p in result.problems), result.problems
+
+
+def test_a_local_entry_the_central_directory_omits_fails_verification(built, tmp_path):
+    """A streaming unzip reads local headers in order and finds a file the central directory hides."""
+    hidden = io.BytesIO()
+    with zipfile.ZipFile(hidden, "w") as archive:
+        archive.writestr("payload.bin", b"hidden from the central directory")
+        hidden_entry = hidden.getvalue()[:archive.start_dir]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members(built["zip"]).items():
+            archive.writestr(name, data)
+        buffer.seek(archive.start_dir)
+        buffer.write(hidden_entry)
+        archive.start_dir = buffer.tell()  # the central directory follows, without the hidden entry
+    assert b"payload.bin" in buffer.getvalue() and "payload.bin" not in zipfile.ZipFile(buffer).namelist()
+    result = check(tmp_path, buffer.getvalue(), built["pem"])
+    assert not result.valid and any(p.startswith("(zip):") and "no listed entry" in p for p in result.problems), result.problems
+
+
+@pytest.mark.parametrize("how", ["prefix", "comment", "trailer"])
+def test_bytes_outside_the_entries_fail_verification(built, tmp_path, how):
+    data = built["zip"]
+    if how == "prefix":  # zipfile still opens a zip with bytes in front of it
+        data = b"#!/bin/sh\necho hidden\n" + data
+    elif how == "comment":
+        buffer = io.BytesIO(data)
+        with zipfile.ZipFile(buffer, "a") as archive:
+            archive.comment = b"not covered by the manifest"
+        data = buffer.getvalue()
+    else:
+        data += b"trailing bytes"
+    result = check(tmp_path, data, built["pem"])
+    assert not result.valid and any(p.startswith("(zip):") for p in result.problems), result.problems
+
+
+def test_a_pack_rezipped_by_a_streaming_writer_still_verifies(built, tmp_path):
+    """Data descriptors (written when the output cannot seek) are part of their entry, not extra bytes."""
+    class Unseekable(io.RawIOBase):
+        def __init__(self):
+            self.buffer = io.BytesIO()
+
+        def writable(self):
+            return True
+
+        def write(self, data):
+            return self.buffer.write(data)
+
+    stream = Unseekable()
+    with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members(built["zip"]).items():
+            archive.writestr(name, data)
+    data = stream.buffer.getvalue()
+    assert all(info.flag_bits & 0x08 for info in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    result = check(tmp_path, data, built["pem"])
+    assert result.valid, result.problems
 
 
 def test_another_key_does_not_verify_the_pack(built, tmp_path):

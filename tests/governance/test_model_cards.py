@@ -32,6 +32,8 @@ REPORT = {
                                "zlib": {"auc": 0.55, "tpr_at_1pct_fpr": 0.02, "epsilon_lower_bound": {"epsilon": 0.7}}}},
     "utility": {"texts": 160, "tokens": 9000, "base_perplexity": 31.5, "adapter_perplexity": 18.25, "ratio": 0.58},
     "pii": {"original_hits": 0, "original_hits_attributable": 0, "surrogate_hits": 2},
+    "one_run": {"canaries": 1000, "guesses": 300, "correct": 200, "confidence": 0.95, "delta": 1e-5,
+                "epsilon_lower_bound": 0.3, "max_provable_epsilon": 4.1, "claimed_epsilon": 3.2, "method": "Steinke et al. 2023"},
 }
 BASE_WEIGHTS = {"model.safetensors": "b" * 64}
 
@@ -90,7 +92,8 @@ def test_drafted_facts_match_the_run_and_its_audit(card, trained_run):
     audit = facts["audit"]
     assert audit["passed"] is True and audit["max_canary_exposure_bits"] == 2.5
     assert (audit["best_mia_auc"], audit["best_mia_tpr_at_1pct_fpr"]) == (0.55, 0.02)
-    assert (audit["epsilon_lower_bound"], audit["epsilon_lower_bound_attack"]) == (0.7, "zlib")
+    # The ε claim is the one-run audit's, never the membership attacks' Clopper–Pearson figures (0.7).
+    assert (audit["epsilon_lower_bound"], audit["max_provable_epsilon"], audit["audit_canaries"]) == (0.3, 4.1, 1000)
     assert (audit["holdout_perplexity_base"], audit["holdout_perplexity_adapter"]) == (31.5, 18.25)
 
 
@@ -98,7 +101,8 @@ def test_the_privacy_section_states_the_guarantee_in_plain_words(card):
     privacy = card.sections["privacy"]
     assert "Each record's influence is bounded: (ε = 3.2, δ = 1e-5)-DP at the record level, RDP accountant" in privacy
     assert "Poisson sampling (sample rate q = 0.0125)" in privacy and "σ = 0.93" in privacy and "120 steps" in privacy
-    assert "prove ε ≥ 0.7, consistent with the guarantee" in privacy
+    assert "one-run audit (1,000 audit canaries) shows ε ≥ 0.3 at 95% confidence, consistent with the claimed ε = 3.2" in privacy
+    assert "0.7" not in privacy
 
 
 def test_sections_are_drafted_from_the_request_and_the_facts(card):
@@ -244,3 +248,33 @@ def test_the_readme_downloads_alone_and_inside_the_released_adapter(card, engine
     archive = zipfile.ZipFile(io.BytesIO(client.get(reverse("audits:adapter_download", args=[trained_run.pk])).content))
     assert archive.read("adapter/README.md").decode() == model_card_readme(card)
     assert archive.read("adapter/adapter_model.safetensors") == b"adapter weights"
+
+
+def inconclusive_audit(run) -> AdapterAudit:
+    """No canaries planted: the canary checks did not run, so the verdict cannot pass."""
+    checks = [{"code": "canary_memorised", "label": "No canary learned by heart", "value": None, "limit": None,
+               "outcome": "not_tested", "passed": False, "required": True, "advisory": False, "reason": "Not tested."},
+              {"code": "mia_auc", "label": "Membership inference AUC (best attack)", "value": 0.55, "limit": 0.6,
+               "outcome": "passed", "passed": True, "required": True, "advisory": False, "reason": "Within."}]
+    return AdapterAudit.objects.create(run=run, state=AuditState.COMPLETED, finished_at=timezone.now(), report=REPORT,
+                                       verdict={"outcome": "inconclusive", "passed": False, "checks": checks})
+
+
+def test_an_inconclusive_audit_reads_inconclusive_on_the_card_and_names_what_was_not_tested(trained_run):
+    from governance.model_cards import fact_rows
+
+    AdapterAudit.objects.filter(run=trained_run).delete()
+    inconclusive_audit(trained_run)
+    card = actions.draft_model_card(trained_run)
+    audit = card.facts["audit"]
+    assert audit["outcome"] == "inconclusive" and audit["passed"] is False
+    assert audit["untested_checks"] == ["No canary learned by heart"] and audit["failed_checks"] == []
+    assert "was inconclusive (not tested: No canary learned by heart)" in card.sections["quantitative_analyses"]
+    assert dict(fact_rows(card.facts))["Audit"].endswith(": inconclusive")
+
+
+def test_an_underpowered_one_run_audit_says_the_card_could_not_test_the_claim(trained_run):
+    AdapterAudit.objects.filter(run=trained_run).delete()
+    completed_audit(trained_run, report={**REPORT, "one_run": {**REPORT["one_run"], "max_provable_epsilon": 1.9}})
+    privacy = actions.draft_model_card(trained_run).sections["privacy"]
+    assert "it could show at most ε ≥ 1.9, below the claimed ε = 3.2, so it could not test the claim" in privacy

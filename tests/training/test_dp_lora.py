@@ -161,7 +161,8 @@ def test_engine_cli_trains_from_a_yaml_config_and_writes_manifest_curves_and_can
     }))
     assert engine_train.main(["--config", str(config)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["records"] == {"train": 48, "holdout": 16, "canaries": 3, "canary_repetitions": 2, "subjects": None}
+    assert manifest["records"] == {"train": 48, "holdout": 16, "canaries": 3, "canary_repetitions": 2, "subjects": None,
+                                   "audit_canaries": 64}
     assert 0 < manifest["result"]["epsilon"] <= 6.0 and manifest["libraries"]["opacus"]
     assert manifest["hashes"]["adapter"]["adapter_model.safetensors"] == sha256_file(out / "adapter" / "adapter_model.safetensors")
     assert manifest["hashes"]["base_model_weights"] == {"model.safetensors": sha256_file(tiny_base / "model.safetensors")}
@@ -296,7 +297,9 @@ def test_engine_cli_splits_by_subject_and_makes_each_canary_one_subject(tiny_bas
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     # 8 subjects, 2 held out whole (16 records), 6 in training plus 2 canary subjects of 5 copies each
     assert manifest["records"]["holdout"] == 16 and manifest["records"]["train"] == 48
-    assert manifest["records"]["subjects"] == 8 and manifest["result"]["privacy_unit"] == "subject"
+    # and each audit canary that training saw, once, a subject of its own
+    included = sum(c["included"] for c in json.loads((tmp_path / "out" / "audit_canaries.json").read_text()))
+    assert manifest["records"]["subjects"] == 8 + included and manifest["result"]["privacy_unit"] == "subject"
     assert manifest["result"]["delta"] == pytest.approx(1e-5)  # 1/(10·8 subjects) is larger: the cap holds
 
 

@@ -228,6 +228,12 @@ def test_stored_run_settings_never_carry_a_noise_multiplier():
     assert runs.RunSettings.from_dict(stored).training.noise_multiplier is None
 
 
+def test_run_settings_refuse_a_canary_format_with_too_few_distinct_secrets():
+    """A one-character alphabet once made canary generation loop forever on the GPU worker."""
+    with pytest.raises(runs.InvalidRunSettings, match="alphabet of 1 distinct character"):
+        runs.RunSettings.from_dict({"canaries": {"alphabet": "a"}})
+
+
 def test_an_engineer_cannot_train_on_a_dataset_not_shared_with_them(engineer, other_engineer, base_model):
     dataset = make_dataset(other_engineer, corpus_with_marker("x"))
     with pytest.raises(PermissionError):
@@ -312,7 +318,9 @@ def test_a_subject_level_run_accounts_per_customer_and_never_writes_the_customer
     assert ended.state == RunState.SUCCEEDED, ended.failure_reason
     assert ended.result["privacy_unit"] == "subject"
     # 12 customers, a fifth of them held out whole; the 2 canaries are subjects of their own
-    assert ended.manifest["records"]["subjects"] == 10 + 2 and ended.redaction_report["subjects"] == 12
+    # and each audit canary that training saw, once, a subject of its own
+    included = sum(c["included"] for c in json.loads(ended.artifacts.get(name="audit_canaries.json").read_bytes()))
+    assert ended.manifest["records"]["subjects"] == 10 + 2 + included and ended.redaction_report["subjects"] == 12
     assert ended.result["delta"] == pytest.approx(min(1e-5, 1 / (10 * ended.result["subjects"])))
     assert not any(files_holding(customer, [data_dir, tempfile.gettempdir()], since) for customer in ids)
     assert not any(customer in json.dumps(ended.manifest) for customer in ids)

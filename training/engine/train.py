@@ -9,13 +9,15 @@ CONFIG.yaml:
     out: path/to/output-directory
     holdout_fraction: 0.1
     seed: 0
-    canaries: {count: 10, repetitions: 1, length: 8}
+    canaries: {count: 10, repetitions: 1, length: 8, audit_count: 64}
     training: {epochs: 1, batch_size: 16, target_epsilon: 8.0, accountant: prv, ...}   # TrainConfig fields
                                          # privacy_unit: subject  samples subjects, not records
 
 Writes into `out`: the adapter (PEFT format), `canaries.json` (mode 0600: the secrets the
-memorisation audit looks for), `holdout.jsonl` (non-members), `members.jsonl` (a random sample of
-the training records, at most `audit_members`, default 1000), `loss.svg`, `epsilon.svg` and `manifest.json`
+memorisation audit looks for), `audit_canaries.json` (mode 0600: the one-run audit's canaries and
+which of them were trained on; the manifest has only their number), `holdout.jsonl`
+(non-members), `members.jsonl` (a random sample of the training records, at most `audit_members`,
+default 1000), `loss.svg`, `epsilon.svg` and `manifest.json`
 (every parameter, library versions, seeds, and the SHA-256 of the base weights, the training
 data and the adapter).
 """
@@ -35,7 +37,8 @@ from pathlib import Path
 
 from training.engine.dp_lora import TrainConfig, train_dp_lora
 from training.engine.model_files import sha256_file, weight_hashes
-from training.engine.prepare import CanarySpec, insert_canaries, make_canaries, split_train_holdout
+from training.engine.prepare import (CanarySpec, insert_canaries, make_audit_canaries, make_canaries,
+                                     split_train_holdout)
 
 LIBRARIES = ("torch", "transformers", "peft", "opacus", "tokenizers", "presidio-analyzer", "spacy")
 
@@ -91,8 +94,14 @@ def run(config: dict, progress=None, should_stop=None, on_checkpoint=None) -> di
         raise ValueError("Subject-level DP needs a “subject” on every record of the training data.")
     train, holdout = split_train_holdout(items, float(config.get("holdout_fraction", 0.1)), seed,
                                          subjects=[s for _, s in items] if by_subject else None)
-    canaries = make_canaries(CanarySpec(**config.get("canaries", {})))
+    spec = CanarySpec(**config.get("canaries", {}))
+    canaries = make_canaries(spec)
+    audit_canaries = make_audit_canaries(spec, avoid={c.secret for c in canaries})
     train_with_canaries = insert_canaries(train, canaries, seed, as_record=lambda i, c: (c.text, f"canary-{i}"))
+    # The audit canaries whose secret coin came up heads, once each, each a subject of its own: the
+    # one-run audit bounds ε for one record (or one subject), as the accountant does.
+    train_with_canaries = insert_canaries(train_with_canaries, [c for c in audit_canaries if c.included], seed + 2,
+                                          as_record=lambda i, c: (c.text, f"audit-canary-{i}"))
     result = train_dp_lora(Path(config["base_model"]), [t for t, _ in train_with_canaries], train_config, out / "adapter",
                            subjects=[s for _, s in train_with_canaries] if by_subject else None, progress=progress,
                            should_stop=should_stop, on_checkpoint=on_checkpoint)
@@ -102,6 +111,9 @@ def run(config: dict, progress=None, should_stop=None, on_checkpoint=None) -> di
     fd = os.open(out / "canaries.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump([{"prefix": c.prefix, "secret": c.secret, "repetitions": c.repetitions} for c in canaries], handle)
+    fd = os.open(out / "audit_canaries.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump([{"text": c.text, "included": c.included} for c in audit_canaries], handle)
     (out / "holdout.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in holdout), encoding="utf-8")
     # The members the membership audits attack, drawn at random from the training records (canaries
     # excluded): kept, encrypted, so an audit can be re-run after the scratch is gone.
@@ -113,7 +125,7 @@ def run(config: dict, progress=None, should_stop=None, on_checkpoint=None) -> di
         "training_config": {k: v for k, v in asdict(train_config).items() if k != "noise_seed"},
         "result": {k: v for k, v in result.as_dict().items() if k not in ("losses", "epsilon_curve")},
         "records": {"train": len(train), "holdout": len(holdout), "canaries": len(canaries), "subjects": result.subjects,
-                    "canary_repetitions": canaries[0].repetitions if canaries else 0},
+                    "canary_repetitions": canaries[0].repetitions if canaries else 0, "audit_canaries": len(audit_canaries)},
         "seed": seed,
         "libraries": library_versions(),
         "hashes": {

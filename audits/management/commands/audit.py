@@ -40,14 +40,18 @@ class Command(BaseCommand):
         if ended.state != AuditState.COMPLETED:
             raise CommandError(f"Audit {ended.pk} of run {run} {ended.state}: {ended.failure_reason}")
         self.stdout.write(format_verdict(ended.verdict))
-        if not ended.passed:
-            raise CommandError(f"Audit {ended.pk} of run {run} FAILED: the adapter cannot be released without an override.")
+        if ended.outcome != "pass":
+            # Exit status as the engine's CLI: 1 fail, 3 inconclusive.
+            word = "FAILED" if ended.outcome == "fail" else "INCONCLUSIVE"
+            raise CommandError(f"Audit {ended.pk} of run {run} {word}: the adapter cannot be released without an override.",
+                               returncode=1 if ended.outcome == "fail" else 3)
         self.stdout.write(self.style.SUCCESS(f"Audit {ended.pk} of run {run} PASSED."))
 
 
 def format_verdict(verdict: dict) -> str:
-    lines = [f"verdict: {'PASS' if verdict.get('passed') else 'FAIL'}"]
+    from audits.engine.audit import check_mark, verdict_outcome
+
+    lines = [f"verdict: {verdict_outcome(verdict).upper()}"]
     for check in verdict.get("checks", []):
-        mark = "ok  " if check.get("passed") else ("warn" if check.get("advisory") else "FAIL")
-        lines.append(f"  [{mark}] {check.get('label')}: {check.get('reason')}")
+        lines.append(f"  [{check_mark(check)}] {check.get('label')}: {check.get('reason')}")
     return "\n".join(lines)
