@@ -213,6 +213,7 @@ def adapter_is_released(run: TrainingRun) -> bool:
     return latest is not None and latest.decision == ReleaseDecision.RELEASED
 
 
+@transaction.atomic  # the trail writer refuses to write outside a transaction (a 500 on the real path)
 def record_adapter_download(actor, run: TrainingRun) -> None:
     audit_event(actor, "adapter.downloaded", run, f"{actor} downloaded the adapter of run {run.pk}",
                 {"run": run.pk, "adapter": {a.name: a.sha256 for a in run.artifacts.filter(kind="adapter", deleted_at__isnull=True)}})
