@@ -9,9 +9,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from audits import signals
 from audits.models import ACTIVE_AUDIT_STATES, AdapterAudit, AdapterRelease, AuditOutcome, AuditState, ReleaseDecision
-from governance.actions import audit as audit_event
-from governance.actions import follow_run
+from governance.trail import record_event
 from training.models import RunState, TrainingRun
 
 
@@ -45,16 +45,17 @@ def queue_audit(actor, run: TrainingRun, *, config: dict | None = None, enqueue:
     config.pop("max_length", None)  # a run stored before it was refused as an audit setting
     item = AdapterAudit.objects.create(run=run, requested_by=actor, config=config)
     who = f"{actor} queued" if actor else "Queued after training:"
-    audit_event(actor, "adapteraudit.queued", item, f"{who} audit {item.pk} of run {run.pk}", {"run": run.pk, "config": item.config})
+    record_event(actor, "adapteraudit.queued", item, f"{who} audit {item.pk} of run {run.pk}", {"run": run.pk, "config": item.config})
     if enqueue:
         transaction.on_commit(lambda: enqueue_audit(item))
     return item
 
 
 def enqueue_audit(item: AdapterAudit) -> None:
-    from audits.tasks import run_adapter_audit
+    # By the task's name: the task module imports the runner, which imports this module.
+    from celery import current_app
 
-    result = run_adapter_audit.apply_async(args=[item.pk], queue="gpu")
+    result = current_app.send_task("audits.tasks.run_adapter_audit", args=[item.pk], queue="gpu")
     AdapterAudit.objects.filter(pk=item.pk).update(celery_task_id=result.id)
 
 
@@ -65,7 +66,7 @@ def mark_audit_started(item: AdapterAudit, worker: str) -> bool:
         return False  # a redelivered message, or already reaped
     item.state, item.worker, item.started_at, item.phase = AuditState.RUNNING, worker[:200], timezone.now(), "starting"
     item.save()
-    audit_event(None, "adapteraudit.started", item, f"Audit {item.pk} of run {item.run_id} started on {worker}", {"worker": worker})
+    record_event(None, "adapteraudit.started", item, f"Audit {item.pk} of run {item.run_id} started on {worker}", {"worker": worker})
     return True
 
 
@@ -88,26 +89,12 @@ def finish_audit(item: AdapterAudit, *, report: dict, verdict: dict, thresholds:
         summary = f"Audit {item.pk} of run {item.run_id}: failed ({', '.join(c['code'] for c in item.failed_checks)})"
     else:
         summary = f"Audit {item.pk} of run {item.run_id}: inconclusive (not tested: {', '.join(c['code'] for c in item.untested_checks)})"
-    audit_event(None, "adapteraudit.completed", item, summary[:500],
+    record_event(None, "adapteraudit.completed", item, summary[:500],
                 {"outcome": item.outcome, "passed": item.passed,
                  "checks": [{k: c.get(k) for k in ("code", "value", "limit", "outcome", "passed")} for c in verdict.get("checks", [])],
                  "thresholds": thresholds})
-    follow_run(item.run)
-    # Once this commits: the model card is drafted (or its figures refreshed) from the completed
-    # audit, then a first evidence pack is built. A failure there must not undo the audit's result.
-    transaction.on_commit(lambda: _after_audit(item.run_id), robust=True)
+    signals.audit_finished.send(sender=AdapterAudit, audit=item)  # the workflow drafts the card and the pack
     return item
-
-
-def _after_audit(run_id: int) -> None:
-    from django.conf import settings
-
-    from governance.actions import draft_model_card
-
-    run = TrainingRun.objects.get(pk=run_id)
-    draft_model_card(run)
-    if settings.PROVENANT_PACK_AFTER_AUDIT:
-        build_pack(None, run)
 
 
 @transaction.atomic
@@ -117,14 +104,15 @@ def fail_audit(item: AdapterAudit, reason: str) -> AdapterAudit:
         return item
     item.state, item.finished_at, item.failure_reason, item.phase = AuditState.FAILED, timezone.now(), reason, "failed"
     item.save()
-    audit_event(None, "adapteraudit.failed", item, f"Audit {item.pk} of run {item.run_id} failed: {reason}"[:500], {"reason": reason})
+    record_event(None, "adapteraudit.failed", item, f"Audit {item.pk} of run {item.run_id} failed: {reason}"[:500], {"reason": reason})
+    signals.audit_finished.send(sender=AdapterAudit, audit=item)  # the request shows that its audit failed
     return item
 
 
 @transaction.atomic
 def record_audit_purge(item: AdapterAudit, report: dict) -> None:
     AdapterAudit.objects.filter(pk=item.pk).update(purged_at=timezone.now())
-    audit_event(None, "adapteraudit.purged", item, f"Plaintext scratch of audit {item.pk} removed", report)
+    record_event(None, "adapteraudit.purged", item, f"Plaintext scratch of audit {item.pk} removed", report)
 
 
 def reap_dead_audits(this_worker: str | None, now=None) -> list[int]:
@@ -174,11 +162,11 @@ def release_adapter(actor, run: TrainingRun, justification: str = "") -> Adapter
                                              justification=justification, decided_by=actor)
     verb = f"released, overriding an audit that {'failed' if item.outcome == AuditOutcome.FAIL else 'was inconclusive'}," \
         if override else "released"
-    audit_event(actor, "adapter.released", decision, f"{actor} {verb} the adapter of run {run.pk} (audit {item.pk})",
+    record_event(actor, "adapter.released", decision, f"{actor} {verb} the adapter of run {run.pk} (audit {item.pk})",
                 {"run": run.pk, "audit": item.pk, "audit_outcome": item.outcome, "audit_passed": item.passed, "override": override,
                  "justification": justification,
                  "adapter": {a.name: a.sha256 for a in run.artifacts.filter(kind="adapter", deleted_at__isnull=True)}})
-    follow_run(run)
+    signals.release_decided.send(sender=AdapterRelease, run=run, decision=decision)
     return decision
 
 
@@ -202,9 +190,9 @@ def block_adapter(actor, run: TrainingRun, reason: str) -> AdapterRelease:
     item = _latest_completed_audit(run)
     decision = AdapterRelease.objects.create(run=run, audit=item, decision=ReleaseDecision.BLOCKED, justification=reason,
                                              decided_by=actor)
-    audit_event(actor, "adapter.blocked", decision, f"{actor} blocked the adapter of run {run.pk} (audit {item.pk})",
+    record_event(actor, "adapter.blocked", decision, f"{actor} blocked the adapter of run {run.pk} (audit {item.pk})",
                 {"run": run.pk, "audit": item.pk, "audit_outcome": item.outcome, "audit_passed": item.passed, "reason": reason})
-    follow_run(run)
+    signals.release_decided.send(sender=AdapterRelease, run=run, decision=decision)
     return decision
 
 
@@ -215,7 +203,7 @@ def adapter_is_released(run: TrainingRun) -> bool:
 
 @transaction.atomic  # the trail writer refuses to write outside a transaction (a 500 on the real path)
 def record_adapter_download(actor, run: TrainingRun) -> None:
-    audit_event(actor, "adapter.downloaded", run, f"{actor} downloaded the adapter of run {run.pk}",
+    record_event(actor, "adapter.downloaded", run, f"{actor} downloaded the adapter of run {run.pk}",
                 {"run": run.pk, "adapter": {a.name: a.sha256 for a in run.artifacts.filter(kind="adapter", deleted_at__isnull=True)}})
 
 
@@ -241,7 +229,7 @@ def build_pack(actor, run: TrainingRun):
                 signature=rendered.signature_hex, public_key_fingerprint=rendered.fingerprint, pages=rendered.pages,
                 seconds=round(seconds, 3))
             who = f"{actor} built" if actor else "Built after the audit:"
-            audit_event(actor, "evidencepack.built", pack, f"{who} evidence pack {pack.pk} of run {run.pk} (audit {audit_item.pk})",
+            record_event(actor, "evidencepack.built", pack, f"{who} evidence pack {pack.pk} of run {run.pk} (audit {audit_item.pk})",
                         {"run": run.pk, "audit": audit_item.pk, "sha256": pack.sha256, "manifest_sha256":
                          hashlib.sha256(rendered.manifest_bytes).hexdigest(), "files": rendered.manifest["files"],
                          "signature": pack.signature, "public_key_sha256": pack.public_key_fingerprint, "pages": pack.pages})

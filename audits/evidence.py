@@ -33,9 +33,8 @@ from django.template.loader import render_to_string
 
 from audits import verify
 from audits.models import AdapterAudit, AdapterRelease, AuditState, EvidencePack
-from governance.models import (Adversary, Approval, Attestation, AttestationKind, Audience, AuditEvent, DataCategory,
-                               DataProcessingAgreement, FineTuningUse, LawfulBasis, MODEL_CARD_SECTIONS, ModelCard, Regulation,
-                               RequestState, Tier, TrainingRequest)
+from governance.models import Attestation, AttestationKind, AuditEvent, DataCategory, DataProcessingAgreement, FineTuningUse, LawfulBasis, Regulation, Tier
+from workflow.models import Adversary, Approval, Audience, MODEL_CARD_SECTIONS, ModelCard, RequestState, TrainingRequest
 from portal.keys import blob_store, master_key, public_key_fingerprint, public_key_pem, signing_key
 from training.models import ArtifactKind, TrainingRun
 
@@ -531,13 +530,6 @@ def iter_pack_bytes(pack: EvidencePack, chunk_size: int = 1 << 20):
 
 def read_pack_bytes(pack: EvidencePack) -> bytes:
     return b"".join(iter_pack_bytes(pack))
-
-
-def build_pack(actor, run: TrainingRun) -> EvidencePack:
-    """Build, sign, encrypt and record a pack for the run's latest completed audit."""
-    from audits import actions
-
-    return actions.build_pack(actor, run)
 
 
 def choose_audit(run: TrainingRun) -> AdapterAudit:

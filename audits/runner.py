@@ -121,7 +121,7 @@ def _epsilon_limit(run: TrainingRun, classes) -> dict:
 
 def _apply_request_limits(run: TrainingRun, chosen: dict) -> None:
     """A request may set stricter limits than its data classes, never looser ones."""
-    from governance.models import TrainingRequest
+    from workflow.models import TrainingRequest
 
     request = TrainingRequest.objects.filter(run=run).first()
     for name, value in ((request.audit_thresholds or {}).items() if request else ()):

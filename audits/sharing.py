@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audits.models import EvidencePack, PackShare
-from governance.actions import audit as audit_event
+from governance.trail import record_event
 from portal.roles import REGULATOR, has_role
 
 
@@ -59,7 +59,7 @@ def share_pack(actor, pack: EvidencePack, regulator, expires_at: dt.datetime | N
             raise ShareRefused(f"Pack {pack.pk} is already shared with {regulator}: revoke that share to change it.")
     share = PackShare.objects.create(pack=pack, regulator=regulator, shared_by=actor, expires_at=expires_at, note=note)
     until = f" until {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""
-    audit_event(actor, "evidencepack.shared", pack, f"{actor} shared evidence pack {pack.pk} (run {pack.run_id}) with {regulator}{until}",
+    record_event(actor, "evidencepack.shared", pack, f"{actor} shared evidence pack {pack.pk} (run {pack.run_id}) with {regulator}{until}",
                 _payload(share))
     return share
 
@@ -73,7 +73,7 @@ def revoke_share(actor, share: PackShare) -> PackShare:
         raise ShareRefused("This share is already revoked.")
     share.revoked_at = timezone.now()
     share.save(update_fields=["revoked_at"])
-    audit_event(actor, "evidencepack.share_revoked", share.pack,
+    record_event(actor, "evidencepack.share_revoked", share.pack,
                 f"{actor} revoked {share.regulator}'s access to evidence pack {share.pack_id}", _payload(share))
     return share
 
@@ -81,13 +81,13 @@ def revoke_share(actor, share: PackShare) -> PackShare:
 @transaction.atomic
 def record_pack_viewed(actor, pack: EvidencePack, what: str = "detail page") -> None:
     """Every opening of a pack's page by anyone is an audit event (the regulator's above all)."""
-    audit_event(actor, "evidencepack.viewed", pack, f"{actor} opened the {what} of evidence pack {pack.pk}",
+    record_event(actor, "evidencepack.viewed", pack, f"{actor} opened the {what} of evidence pack {pack.pk}",
                 {"pack": pack.pk, "sha256": pack.sha256, "what": what, **_share_of(actor, pack)})
 
 
 @transaction.atomic
 def record_pack_downloaded(actor, pack: EvidencePack, what: str = "zip") -> None:
-    audit_event(actor, "evidencepack.downloaded", pack, f"{actor} downloaded the {what} of evidence pack {pack.pk}",
+    record_event(actor, "evidencepack.downloaded", pack, f"{actor} downloaded the {what} of evidence pack {pack.pk}",
                 {"pack": pack.pk, "sha256": pack.sha256, "what": what, **_share_of(actor, pack)})
 
 

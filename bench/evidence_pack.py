@@ -63,8 +63,8 @@ def main(argv=None) -> int:
         ensure_broker_folders()  # the actions queue work (a PII profile, the run) on commit: it waits there, unconsumed
         from audits import actions as audit_actions
         from audits import evidence
-        from governance import actions
-        from governance.actions import audit as audit_event
+        from workflow import actions
+        from governance.trail import record_event
         from governance.models import AuditEvent
         from portal import roles
         from tests.audits import pack_factory
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
         have = len(evidence.gather(run, audit)["audit_trail"]["events"])
         with transaction.atomic():
             for i in range(max(0, args.events - have)):
-                audit_event(None, "trainingrun.progress", run, f"Run {run.pk}: step {i + 1}, loss {2.5 - i / 400:.3f}, ε {i / 130:.3f}",
+                record_event(None, "trainingrun.progress", run, f"Run {run.pk}: step {i + 1}, loss {2.5 - i / 400:.3f}, ε {i / 130:.3f}",
                             {"step": i + 1})
         facts = evidence.gather(run, audit)
         events = len(facts["audit_trail"]["events"])

@@ -50,7 +50,7 @@ class DataClassForm(forms.ModelForm):
                       ("drop_record", "Drop the whole record"), ("keep", "Keep as is")]
 
     def __init__(self, *args, **kwargs):
-        from training.engine.redaction import ENTITY_TYPES
+        from vocab.pii import ENTITY_TYPES
 
         super().__init__(*args, **kwargs)
         current = self.instance.redaction_actions or {}

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from governance import filters, forms, request_views, views
+from governance import filters, forms, views
+
 from governance import models as m
 
 app_name = "governance"
@@ -37,26 +38,4 @@ urlpatterns += [
     path("datasets/<int:pk>/review-scan/", views.DatasetReviewScanView.as_view(), name="dataset_review_scan"),
     path("audit-trail/", views.AuditTrailView.as_view(), name="audit_trail"),
     path("audit-trail/export.jsonl", views.AuditTrailExportView.as_view(), name="audit_trail_export"),
-]
-
-urlpatterns += [
-    path("requests/", request_views.RequestListView.as_view(), name="request_list"),
-    path("requests/inbox/", request_views.RequestInboxView.as_view(), name="request_inbox"),
-    path("requests/new/", request_views.RequestFormView.as_view(), name="request_create"),
-    path("requests/findings/", request_views.RequestFindingsView.as_view(), name="request_findings"),
-    path("requests/<int:pk>/", request_views.RequestDetailView.as_view(), name="request_detail"),
-    path("requests/<int:pk>/edit/", request_views.RequestFormView.as_view(), name="request_edit"),
-    path("requests/<int:pk>/submit/", request_views.RequestSubmitView.as_view(), name="request_submit"),
-    path("requests/<int:pk>/decide/", request_views.RequestDecideView.as_view(), name="request_decide"),
-    path("requests/<int:pk>/withdraw/", request_views.RequestWithdrawView.as_view(), name="request_withdraw"),
-]
-
-from governance import model_card_views  # noqa: E402
-
-urlpatterns += [
-    path("runs/<int:pk>/model-card/", model_card_views.ModelCardView.as_view(), name="model_card"),
-    path("runs/<int:pk>/model-card/draft/", model_card_views.ModelCardDraftView.as_view(), name="model_card_draft"),
-    path("runs/<int:pk>/model-card/edit/", model_card_views.ModelCardEditView.as_view(), name="model_card_edit"),
-    path("runs/<int:pk>/model-card/approve/", model_card_views.ModelCardApproveView.as_view(), name="model_card_approve"),
-    path("runs/<int:pk>/model-card/README.md", model_card_views.ModelCardReadmeView.as_view(), name="model_card_readme"),
 ]

@@ -242,7 +242,7 @@ class DatasetDetailView(RecordDetailView):
         ctx["pii_profile"] = sorted((dataset.pii_profile or {}).get("entities", {}).items(),
                                     key=lambda item: -item[1]["records_share"])
         ctx["reviews_pending"] = dataset.redaction_reviews.filter(decision="pending").count()
-        from governance.ledger import budget_for
+        from workflow.ledger import budget_for
 
         ctx["budget"] = budget_for(dataset)
         return ctx

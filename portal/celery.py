@@ -24,10 +24,16 @@ def ensure_broker_folders() -> None:
 @worker_ready.connect
 def _reap_and_sweep(sender=None, **kwargs):
     """A worker that was killed (SIGKILL, OOM, power loss) could not clean up: at the next start,
-    fail the runs it left `running` and remove the plaintext scratch they left behind."""
+    fail the runs and audits it left `running` and remove the plaintext scratch they left behind."""
+    from audits.actions import reap_dead_audits
+    from audits.models import ACTIVE_AUDIT_STATES, AdapterAudit
     from training.runs import sweep_scratch_at_worker_start
 
-    outcome = sweep_scratch_at_worker_start(getattr(sender, "hostname", None))
+    hostname = getattr(sender, "hostname", None)
+    reap_dead_audits(hostname)
+    # Runs and audits share the scratch root: an active audit's directory is not stale.
+    audits_live = AdapterAudit.objects.filter(state__in=ACTIVE_AUDIT_STATES).values_list("job_id", flat=True)
+    outcome = sweep_scratch_at_worker_start(hostname, also_live=list(audits_live))
     if outcome["reaped"] or outcome["swept"]:
         import logging
 

@@ -15,7 +15,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance import actions
+
+from workflow import actions as workflow_actions
 from governance import models as m
+from workflow import models as wm
 from governance.uploads import UploadRule, encrypt_stream
 from portal import roles
 from portal.secrets import write_private_file
@@ -207,7 +210,7 @@ DEMO_SETTINGS = {
 def ensure_demo_request(base_model_name: str = DEMO_BASE_MODEL):
     """The demo's one request that goes all the way, drafted by Erin and approved by Lena and
     Priya through the same actions as real use. Approval dispatches its run to the worker."""
-    from governance.models import TrainingRequest
+    from workflow.models import TrainingRequest
     from training.models import BaseModel
 
     existing = TrainingRequest.objects.filter(title=DEMO_REQUEST_TITLE).first()
@@ -224,12 +227,12 @@ def ensure_demo_request(base_model_name: str = DEMO_BASE_MODEL):
         out_of_scope="Replying to customers without an agent; any decision about a customer; use outside support.",
         leak_definition="A customer's name, email, phone number, customer or order number, or the text of their ticket, "
                         "reproduced by the adapter.",
-        adversaries=[m.Adversary.EXTERNAL_ATTACKER, m.Adversary.INSIDER], audience=m.Audience.INTERNAL, settings=DEMO_SETTINGS)
-    request = actions.create_request(engineer, data, [m.Dataset.objects.get(name="Support tickets 2025")])
-    actions.submit_request(engineer, request)
-    actions.decide_request(legal, request, "approve", comment="Within the support contract's purposes; legitimate interests "
+        adversaries=[wm.Adversary.EXTERNAL_ATTACKER, wm.Adversary.INSIDER], audience=wm.Audience.INTERNAL, settings=DEMO_SETTINGS)
+    request = workflow_actions.create_request(engineer, data, [m.Dataset.objects.get(name="Support tickets 2025")])
+    workflow_actions.submit_request(engineer, request)
+    workflow_actions.decide_request(legal, request, "approve", comment="Within the support contract's purposes; legitimate interests "
                            "assessment on file.")
-    actions.decide_request(privacy, request, "approve", conditions="Internal use by support agents only; release only if the "
+    workflow_actions.decide_request(privacy, request, "approve", conditions="Internal use by support agents only; release only if the "
                            "audit passes.")
     request.refresh_from_db()
     return request
@@ -242,15 +245,15 @@ def finish_demo_story(request):
     from audits import actions as audit_actions
     from audits.models import AdapterRelease, AuditState, EvidencePack
     from audits.sharing import share_pack
-    from governance.models import ModelCard, ModelCardState
+    from workflow.models import ModelCard, ModelCardState
 
     User = get_user_model()
     privacy, regulator = User.objects.get(username="priya"), User.objects.get(username="rory")
     run = request.run
     audit = run.audits.filter(state=AuditState.COMPLETED).first()
-    card = ModelCard.objects.filter(run=run).first() or actions.draft_model_card(run)
+    card = ModelCard.objects.filter(run=run).first() or workflow_actions.draft_model_card(run)
     if card.state != ModelCardState.APPROVED:
-        actions.approve_model_card(privacy, card, card.compute_content_hash())
+        workflow_actions.approve_model_card(privacy, card, card.compute_content_hash())
     if AdapterRelease.latest_for(run) is None:
         if audit.outcome == "pass":
             audit_actions.release_adapter(privacy, run)

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "governance",
     "training",
     "audits",
+    "workflow",
 ]
 
 MIDDLEWARE = [

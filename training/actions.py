@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from governance.actions import audit
+from governance.trail import record_event
 from governance.models import Dataset
 from training import redaction
 from training.models import RedactionReview, ReviewDecision, ReviewReason
@@ -56,7 +56,7 @@ def profile_dataset_pii(dataset: Dataset, sample_size: int | None = None, seed: 
     }
     with transaction.atomic():
         Dataset.objects.filter(pk=dataset.pk).update(pii_profile=profile, pii_profiled_at=timezone.now())
-        audit(None, "dataset.pii_profiled", dataset, f"Personal data profile of “{dataset}” from {len(sample)} sampled records",
+        record_event(None, "dataset.pii_profiled", dataset, f"Personal data profile of “{dataset}” from {len(sample)} sampled records",
               {"sampled_records": len(sample), "entity_types": sorted(spans)})
     return profile
 
@@ -87,7 +87,7 @@ def scan_for_review(dataset: Dataset, actor=None, progress=None) -> dict:
         RedactionReview.objects.bulk_create(new)
         summary = {"records": report.records_in, "queued": len(new), "detections": report.entities,
                    "exact_duplicates": report.exact_duplicates, "near_duplicates": report.near_duplicates}
-        audit(actor, "dataset.review_scanned", dataset, f"Review scan of “{dataset}”: {len(new)} detections queued for review", summary)
+        record_event(actor, "dataset.review_scanned", dataset, f"Review scan of “{dataset}”: {len(new)} detections queued for review", summary)
     return summary
 
 
@@ -104,7 +104,7 @@ def _review_item(dataset, record: Record, detection, reason) -> RedactionReview:
 @transaction.atomic
 def view_review_snippet(actor, item: RedactionReview) -> tuple[str, str, str]:
     """Open the original text around a detection; the opening itself is an audit event."""
-    audit(actor, "redactionreview.viewed", item, f"{actor} viewed the original text of review item {item.pk} ({item.entity_type})",
+    record_event(actor, "redactionreview.viewed", item, f"{actor} viewed the original text of review item {item.pk} ({item.entity_type})",
           {"dataset_id": item.dataset_id, "record_id": item.record_id})
     return item.snippet_parts()
 
@@ -124,7 +124,7 @@ def decide_review(actor, item: RedactionReview, decision: str, *, comment: str =
     item.decision, item.comment = decision, comment
     item.decided_by, item.decided_at = actor, timezone.now()
     item.save()
-    audit(actor, f"redactionreview.{decision}", item, f"{actor} {decision} the {item.entity_type} detection in record {item.record_id}",
+    record_event(actor, f"redactionreview.{decision}", item, f"{actor} {decision} the {item.entity_type} detection in record {item.record_id}",
           {"dataset_id": item.dataset_id, "record_id": item.record_id, "start": item.start, "end": item.end,
            "new_start": item.new_start, "new_end": item.new_end, "comment": comment})
     return item

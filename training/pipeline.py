@@ -130,12 +130,8 @@ def execute_run(run: TrainingRun, worker: str, echo: Callable[[dict], None] | No
         _delete_artifacts(run, kinds=None)
     elif not settings.PROVENANT_KEEP_CHECKPOINTS:
         _delete_artifacts(run, kinds=[ArtifactKind.CHECKPOINT])
-    ended = runs.finish_run(run, outcome.pop("state"), **outcome)
-    if ended.state == RunState.SUCCEEDED and settings.PROVENANT_AUDIT_AFTER_TRAINING:
-        from audits.actions import queue_audit
-
-        queue_audit(None, ended)  # the audits run as their own task on `gpu`, from the encrypted artifacts
-    return ended
+    # The run's end is announced (training.signals.run_changed): the workflow queues its audit.
+    return runs.finish_run(run, outcome.pop("state"), **outcome)
 
 
 def _train_in(scratch: Path, run: TrainingRun, echo) -> dict:

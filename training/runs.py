@@ -12,11 +12,17 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from governance.actions import audit, follow_run
-from governance.models import DatasetFormat, DatasetState, FineTuningUse
+from governance.trail import record_event
+from governance.models import DatasetFormat
 from training.engine.dp_lora import DEFAULT_MAX_DELTA, TrainConfig  # noqa: F401 - policy reads the ceiling here
 from training.engine.prepare import CanarySpec
-from training.models import ACTIVE_RUN_STATES, ReviewDecision, ReviewReason, RunState, TrainingRun
+from training import signals
+from training.models import ACTIVE_RUN_STATES, RunState, TrainingRun
+
+
+# Checks of a run's `audit` overrides, each returning its problems; registered by the audits app,
+# which owns the audit's settings (training does not import the layer above it).
+AUDIT_SETTINGS_CHECKS: list = []
 
 
 class InvalidRunSettings(ValueError):
@@ -81,17 +87,8 @@ class RunSettings:
                 problems.append("subject-level DP needs per-sample gradients: use grad_sample_mode hooks or functorch, not ghost")
             if t.max_records_per_subject < 1:
                 problems.append("max_records_per_subject must be at least 1")
-        from audits.engine.audit import AuditConfig
-
-        unknown_audit = set(self.audit or {}) - {f.name for f in fields(AuditConfig)}
-        if unknown_audit:
-            problems.append(f"unknown audit settings: {', '.join(sorted(unknown_audit))}")
-        elif "max_length" in (self.audit or {}):
-            # Tokens past training's max_length were never trained on: scoring them measures the base model.
-            problems.append("the audit scores the tokens the run trains on, so its max_length is training.max_length, "
-                            "not an audit setting")
-        elif any(not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "seed" else 1) for k, v in (self.audit or {}).items()):
-            problems.append("audit settings must be positive whole numbers")
+        for check in AUDIT_SETTINGS_CHECKS:  # the audits app knows its own settings (audits.apps)
+            problems.extend(check(self.audit or {}))
         problems.extend(self.canaries.problems())  # also: enough distinct secrets exist, or making them never ends
         if problems:
             raise InvalidRunSettings("; ".join(problems) + ".")
@@ -125,19 +122,25 @@ def _build(kind, values: dict, label: str):
     return kind(**values)
 
 
+# Checks a run must pass when its job starts, each a function of the run returning the reasons
+# it must not train. The workflow registers the policy here (`workflow.apps`): the training layer
+# does not know about requests, approvals or data-class rules, but nothing trains while one stands.
+START_CHECKS: list = []
+
+
+def register_start_check(check) -> None:
+    if check not in START_CHECKS:
+        START_CHECKS.append(check)
+
+
 def start_blockers(run: TrainingRun) -> list[str]:
     """Why this run must not train now, in sentences a lawyer understands. Checked when the
-    worker starts the run, not only when it was created: things change in between. A run from a
-    request is held to the request's whole policy again (a DPA may have lapsed since approval)."""
-    from governance import policy
-    from governance.models import TrainingRequest
-
+    worker starts the run, not only when it was created: things change in between."""
     run_settings = RunSettings.from_dict(run.config)
     reasons = _subject_field_blockers(run, run_settings)
-    request = TrainingRequest.objects.filter(run=run).first()
-    if request is not None:
-        return reasons + [f.message for f in policy.findings_for(request, at_start=True) if f.severity == "blocker"]
-    return reasons + _data_class_blockers(run, run_settings)
+    for check in START_CHECKS:
+        reasons += check(run)
+    return reasons
 
 
 def _subject_field_blockers(run: TrainingRun, run_settings: RunSettings) -> list[str]:
@@ -148,37 +151,6 @@ def _subject_field_blockers(run: TrainingRun, run_settings: RunSettings) -> list
             "subject-level DP cannot group its records. Upload it as JSONL or CSV with a "
             f"“{run_settings.subject_field}” field, or train with record-level DP."
             for dataset in run.datasets.all() if dataset.file_format == DatasetFormat.TEXT]
-
-
-def _data_class_blockers(run: TrainingRun, run_settings: RunSettings) -> list[str]:
-    """The data-class rules for a run created without a request (tests, `create_run` callers)."""
-    from training.models import RedactionReview
-
-    t = run_settings.training
-    reasons = []
-    for dataset in run.datasets.all().prefetch_related("data_classes"):
-        if dataset.state != DatasetState.ACTIVE:
-            reasons.append(f"Dataset “{dataset}” was crypto-shredded: it can no longer be used.")
-            continue
-        for data_class in dataset.data_classes.all():
-            where = f"dataset “{dataset}” is in data class “{data_class}”, which"
-            if data_class.fine_tuning_use == FineTuningUse.FORBIDDEN:
-                reasons.append(f"The {where} forbids fine-tuning.")
-            elif data_class.fine_tuning_use == FineTuningUse.EVAL_ONLY:
-                reasons.append(f"The {where} may be used for evaluation only, not for training.")
-            if data_class.dp_required and not t.dp:
-                reasons.append(f"The {where} requires differential privacy, and this run trains without it.")
-            if t.dp and data_class.max_epsilon is not None and t.target_epsilon > data_class.max_epsilon:
-                reasons.append(f"The {where} allows at most ε = {data_class.max_epsilon:g}; this run targets ε = {t.target_epsilon:g}.")
-            if t.dp and data_class.max_delta is not None and t.target_delta is not None and t.target_delta > data_class.max_delta:
-                reasons.append(f"The {where} allows at most δ = {data_class.max_delta:g}; this run uses δ = {t.target_delta:g}.")
-            if data_class.redaction_required and not run_settings.redaction:
-                reasons.append(f"The {where} requires redaction, and this run turns it off.")
-        pending = RedactionReview.objects.filter(dataset=dataset, decision=ReviewDecision.PENDING, reason=ReviewReason.HIGH_RISK).count()
-        if pending:
-            reasons.append(f"Dataset “{dataset}” has {pending} high-risk redaction review item(s) that the privacy officer "
-                           "has not decided yet.")
-    return reasons
 
 
 @transaction.atomic
@@ -195,7 +167,7 @@ def create_run(actor, base_model, datasets, config: dict, *, enqueue: bool = Tru
         raise PermissionError("You can only train on datasets you own or that are shared with you.")
     run = TrainingRun.objects.create(created_by=actor, base_model=base_model, config=run_settings.as_dict())
     run.datasets.set(datasets)
-    audit(actor, "trainingrun.created", run, f"{actor} queued training run {run.pk} on “{base_model}”",
+    record_event(actor, "trainingrun.created", run, f"{actor} queued training run {run.pk} on “{base_model}”",
           {"base_model": base_model.name, "base_model_weights": base_model.weight_hashes,
            "datasets": {str(d.pk): d.sha256 for d in datasets}, "config": run.config})
     if enqueue:
@@ -204,9 +176,10 @@ def create_run(actor, base_model, datasets, config: dict, *, enqueue: bool = Tru
 
 
 def enqueue_run(run: TrainingRun, queue: str = "gpu") -> None:
-    from training.tasks import run_training
+    # By the task's name: the task module imports the pipeline, which imports this module.
+    from celery import current_app
 
-    result = run_training.apply_async(args=[run.pk], queue=queue)
+    result = current_app.send_task("training.tasks.run_training", args=[run.pk], queue=queue)
     TrainingRun.objects.filter(pk=run.pk).update(celery_task_id=result.id)
 
 
@@ -221,8 +194,8 @@ def request_cancel(actor, run: TrainingRun) -> TrainingRun:
     if run.state == RunState.QUEUED:
         run.state, run.finished_at, run.phase = RunState.CANCELLED, timezone.now(), "cancelled before it started"
     run.save()
-    audit(actor, "trainingrun.cancel_requested", run, f"{actor} cancelled training run {run.pk}", {"state": run.state})
-    follow_run(run)
+    record_event(actor, "trainingrun.cancel_requested", run, f"{actor} cancelled training run {run.pk}", {"state": run.state})
+    signals.run_changed.send(sender=TrainingRun, run=run)
     return run
 
 
@@ -236,8 +209,8 @@ def mark_started(run: TrainingRun, worker: str) -> bool:
     now = timezone.now()
     run.state, run.worker, run.started_at, run.heartbeat_at, run.phase = RunState.RUNNING, worker[:200], now, now, "starting"
     run.save()
-    audit(None, "trainingrun.started", run, f"Training run {run.pk} started on {worker}", {"worker": worker})
-    follow_run(run)
+    record_event(None, "trainingrun.started", run, f"Training run {run.pk} started on {worker}", {"worker": worker})
+    signals.run_changed.send(sender=TrainingRun, run=run)
     return True
 
 
@@ -269,9 +242,9 @@ def finish_run(run: TrainingRun, state: str, *, reason: str = "", result: dict |
     run.save()
     summary = {RunState.SUCCEEDED: f"Training run {run.pk} trained an adapter", RunState.CANCELLED: f"Training run {run.pk} was cancelled",
                RunState.FAILED: f"Training run {run.pk} failed: {reason}"}[state]
-    audit(None, f"trainingrun.{state}", run, summary[:500],
+    record_event(None, f"trainingrun.{state}", run, summary[:500],
           {"reason": reason, "epsilon": run.epsilon_spent, "steps": run.step, "adapter": (manifest or {}).get("hashes", {}).get("adapter")})
-    follow_run(run)
+    signals.run_changed.send(sender=TrainingRun, run=run)
     return run
 
 
@@ -280,7 +253,7 @@ def record_purge(run: TrainingRun, report: dict, *, how: str) -> None:
     """What plaintext was removed and when: by the run itself (`finally`) or by the worker-start sweep."""
     report = {**report, "how": how, "at": timezone.now().isoformat()}
     TrainingRun.objects.filter(pk=run.pk).update(purged_at=timezone.now(), purge_report=report)
-    audit(None, "trainingrun.purged", run, f"Plaintext scratch of training run {run.pk} removed ({how})", report)
+    record_event(None, "trainingrun.purged", run, f"Plaintext scratch of training run {run.pk} removed ({how})", report)
 
 
 @transaction.atomic
@@ -290,8 +263,8 @@ def fail_dead_run(run: TrainingRun, reason: str) -> bool:
         return False
     run.state, run.finished_at, run.failure_reason, run.phase = RunState.FAILED, timezone.now(), reason, "failed"
     run.save()
-    audit(None, "trainingrun.failed", run, f"Training run {run.pk} failed: {reason}"[:500], {"reason": reason, "reaped": True})
-    follow_run(run)
+    record_event(None, "trainingrun.failed", run, f"Training run {run.pk} failed: {reason}"[:500], {"reason": reason, "reaped": True})
+    signals.run_changed.send(sender=TrainingRun, run=run)
     return True
 
 
@@ -315,19 +288,16 @@ def reap_dead_runs(this_worker: str | None = None, now=None) -> list[int]:
     return reaped
 
 
-def sweep_scratch_at_worker_start(this_worker: str) -> dict:
+def sweep_scratch_at_worker_start(this_worker: str, also_live=()) -> dict:
     """At worker start: reap the runs that died with the previous worker, then remove every
-    scratch directory that no live run owns, and record the purge on the runs it belonged to."""
+    scratch directory that no live run owns (nor a job in `also_live`: the audits' job ids, which
+    share the scratch root), and record the purge on the runs it belonged to."""
     from training.engine.prepare import scratch_contents, sweep_stale_scratch
 
-    from audits.actions import reap_dead_audits
-    from audits.models import ACTIVE_AUDIT_STATES, AdapterAudit
-
     reaped = reap_dead_runs(this_worker)
-    reap_dead_audits(this_worker)
     root = TrainingRun.scratch_root()
     live = {str(job) for job in TrainingRun.objects.filter(state__in=ACTIVE_RUN_STATES).values_list("job_id", flat=True)}
-    live |= {str(job) for job in AdapterAudit.objects.filter(state__in=ACTIVE_AUDIT_STATES).values_list("job_id", flat=True)}
+    live |= {str(job) for job in also_live}
     contents = {p.name: scratch_contents(p) for p in root.iterdir() if p.is_dir() and p.name not in live} if root.exists() else {}
     removed = sweep_stale_scratch(root, live)
     for run in TrainingRun.objects.filter(job_id__in=[name for name in removed if _is_uuid(name)]):

@@ -10,8 +10,6 @@ router.register("dpas", views.DataProcessingAgreementViewSet, basename="dataproc
 router.register("compute-targets", views.ComputeTargetViewSet, basename="computetarget")
 router.register("redaction-rules", views.RedactionRuleViewSet, basename="redactionrule")
 router.register("datasets", views.DatasetViewSet, basename="dataset")
-router.register("requests", views.TrainingRequestViewSet, basename="trainingrequest")
-router.register("runs", views.TrainingRunViewSet, basename="trainingrun")
 router.register("audit-events", views.AuditEventViewSet, basename="auditevent")
 
 urlpatterns = router.urls

@@ -23,7 +23,9 @@ from django.utils import timezone
 
 from audits.models import AdapterAudit, AuditState
 from governance import actions
-from governance.actions import audit as audit_event
+from workflow import actions as workflow_actions
+from workflow.lifecycle import follow_run
+from governance.trail import record_event
 from portal.keys import blob_store, master_key
 from tests.governance.request_factory import make_good_request
 from training.models import ArtifactKind, RunArtifact, RunState, TrainingRun
@@ -88,9 +90,9 @@ def store_artifact(run: TrainingRun, kind: str, name: str, data: bytes) -> RunAr
 
 def approved_request(engineer, approvers, **request_fields):
     request = make_good_request(engineer, **request_fields)
-    actions.submit_request(engineer, request)
+    workflow_actions.submit_request(engineer, request)
     for approver in approvers:
-        actions.decide_request(approver, request, "approve", comment=f"Checked by {approver.username}.")
+        workflow_actions.decide_request(approver, request, "approve", comment=f"Checked by {approver.username}.")
     request.refresh_from_db()
     assert request.run is not None, "the last approval should have created the run"
     return request
@@ -124,7 +126,7 @@ def finish_run(run: TrainingRun) -> TrainingRun:
         epsilon_spent=3.87, result=result, manifest=manifest, redaction_report=redaction_report,
         purged_at=started + dt.timedelta(seconds=71), purge_report={"removed_files": 9})
     with transaction.atomic():
-        audit_event(None, "trainingrun.succeeded", run, f"Run {run.pk} trained: ε = 3.87", {"epsilon": 3.87})
+        record_event(None, "trainingrun.succeeded", run, f"Run {run.pk} trained: ε = 3.87", {"epsilon": 3.87})
     run.refresh_from_db()
     return run
 
@@ -146,9 +148,9 @@ def complete_audit(run: TrainingRun, passed: bool = True) -> AdapterAudit:
             thresholds={"max_exposure_bits": {"value": 3.0, "from": ["Support tickets"]}, "max_mia_auc": {"value": 0.6, "from": ["Support tickets"]}},
             charts={"roc": charts["audit:roc"], "exposure": charts["audit:exposure"]}, created_at=run.finished_at,
             started_at=run.finished_at, finished_at=finished, purged_at=finished)
-        audit_event(None, "adapteraudit.completed", item, f"Audit {item.pk} of run {run.pk}: {'passed' if passed else 'failed'}",
+        record_event(None, "adapteraudit.completed", item, f"Audit {item.pk} of run {run.pk}: {'passed' if passed else 'failed'}",
                     {"passed": passed})
-        actions.follow_run(run)
+        follow_run(run)
     return item
 
 

@@ -182,7 +182,7 @@ def test_the_adapter_downloads_only_once_released_and_each_download_is_audited(e
 
 
 def test_a_request_may_tighten_the_audit_limits_but_never_loosen_them(engineer, base_model):
-    from governance.models import TrainingRequest
+    from workflow.models import TrainingRequest
     from governance.models import ComputeTarget
 
     run = queued_run(engineer, base_model)

@@ -441,7 +441,7 @@ def test_manage_py_verify_pack_uses_the_portals_key(built, tmp_path, settings, d
 
 
 def test_the_model_card_appears_with_its_state_sections_and_facts(audited):
-    from governance.models import MODEL_CARD_SECTIONS, ModelCard
+    from workflow.models import MODEL_CARD_SECTIONS, ModelCard
 
     run, audit = audited
     ModelCard.objects.create(run=run, sections={"intended_use": "Agents' drafts only. <i>not markup</i>"}, facts={"epsilon": 3.87})

@@ -345,7 +345,7 @@ def test_the_exposure_limit_is_labelled_as_a_limit_on_the_mean():
 
 def test_the_request_form_estimates_the_audit_time_from_this_portals_measured_audits(audited, engineer):
     from audits.models import AdapterAudit
-    from governance.request_forms import audit_cost_sentence
+    from workflow.request_forms import audit_cost_sentence
 
     AdapterAudit.objects.all().delete()
     assert "No audit has completed on this portal yet" in audit_cost_sentence({}, [], None)
@@ -364,7 +364,7 @@ def test_the_request_form_shows_what_the_audit_costs(engineer):
 
     from tests.conftest import client_for
 
-    page = client_for(engineer).get(reverse("governance:request_create")).content.decode()
+    page = client_for(engineer).get(reverse("workflow:request_create")).content.decode()
     assert 'id="audit-cost"' in page and "candidates" in page
 
 

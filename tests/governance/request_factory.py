@@ -4,8 +4,9 @@
     request = make_good_request(engineer, settings={"redaction": False})   # one thing changed
 """
 
-from governance import actions
+from workflow import actions
 from governance import models as m
+from workflow import models as wm
 from tests.conftest import make_dataset
 
 GOOD_SETTINGS = {"training": {"epochs": 0.5, "target_epsilon": 4.0}}  # RunSettings defaults otherwise
@@ -35,7 +36,7 @@ def good_dataset(owner, data_class=None, name="Good tickets", **fields) -> m.Dat
 
 
 def make_good_request(requester, *, datasets=None, data_class=None, compute_target=None, base_model=None,
-                      settings=None, **fields) -> m.TrainingRequest:
+                      settings=None, **fields) -> wm.TrainingRequest:
     """A draft request with no blocker and no warning. Pass any of the records to use your own,
     `settings` to merge into the good settings (the `training` part merged key by key), or any
     request field (title, leak_definition, adversaries, audience, intended_use...) to replace it."""
@@ -47,7 +48,7 @@ def make_good_request(requester, *, datasets=None, data_class=None, compute_targ
         title="Support reply drafts", intended_use="Drafting replies to support tickets, reviewed by an agent before sending.",
         base_model=base_model or good_base_model(), compute_target=compute_target or good_compute_target(),
         leak_definition="Any customer name, e-mail address or account number from the tickets appearing in output.",
-        adversaries=[m.Adversary.EXTERNAL_ATTACKER], audience=m.Audience.INTERNAL, settings=merged,
+        adversaries=[wm.Adversary.EXTERNAL_ATTACKER], audience=wm.Audience.INTERNAL, settings=merged,
     )
     data.update(fields)
     return actions.create_request(requester, data, datasets)

@@ -42,17 +42,17 @@ PAGES = [
     ("own run's audit re-run", "post", lambda r: reverse("audits:audit_request", args=[r["run"].pk]), {E, P}),
     ("own run's release decision", "post", lambda r: reverse("audits:release_decision", args=[r["run"].pk]), {P}),
     ("own run's released adapter", "get", lambda r: reverse("audits:adapter_download", args=[r["run"].pk]), {E, P}),
-    ("training request list", "get", lambda r: reverse("governance:request_list"), CATALOGUE_READERS | {"other_engineer"}),
-    ("approvals inbox", "get", lambda r: reverse("governance:request_inbox"), GOVERNANCE_STAFF),
-    ("training request form", "get", lambda r: reverse("governance:request_create"), {E, "other_engineer"}),
-    ("training request create", "post", lambda r: reverse("governance:request_create"), {E, "other_engineer"}),
-    ("training request live findings", "post", lambda r: reverse("governance:request_findings"), {E, "other_engineer"}),
-    ("own request detail", "get", lambda r: reverse("governance:request_detail", args=[r["request"].pk]), {E, L, P, A}),
-    ("own request edit page", "get", lambda r: reverse("governance:request_edit", args=[r["request"].pk]), {E}),
-    ("own request edit post", "post", lambda r: reverse("governance:request_edit", args=[r["request"].pk]), {E}),
-    ("own request submit", "post", lambda r: reverse("governance:request_submit", args=[r["request"].pk]), {E}),
-    ("own request decision", "post", lambda r: reverse("governance:request_decide", args=[r["request"].pk]), GOVERNANCE_STAFF),
-    ("own request withdraw", "post", lambda r: reverse("governance:request_withdraw", args=[r["request"].pk]), {E}),
+    ("training request list", "get", lambda r: reverse("workflow:request_list"), CATALOGUE_READERS | {"other_engineer"}),
+    ("approvals inbox", "get", lambda r: reverse("workflow:request_inbox"), GOVERNANCE_STAFF),
+    ("training request form", "get", lambda r: reverse("workflow:request_create"), {E, "other_engineer"}),
+    ("training request create", "post", lambda r: reverse("workflow:request_create"), {E, "other_engineer"}),
+    ("training request live findings", "post", lambda r: reverse("workflow:request_findings"), {E, "other_engineer"}),
+    ("own request detail", "get", lambda r: reverse("workflow:request_detail", args=[r["request"].pk]), {E, L, P, A}),
+    ("own request edit page", "get", lambda r: reverse("workflow:request_edit", args=[r["request"].pk]), {E}),
+    ("own request edit post", "post", lambda r: reverse("workflow:request_edit", args=[r["request"].pk]), {E}),
+    ("own request submit", "post", lambda r: reverse("workflow:request_submit", args=[r["request"].pk]), {E}),
+    ("own request decision", "post", lambda r: reverse("workflow:request_decide", args=[r["request"].pk]), GOVERNANCE_STAFF),
+    ("own request withdraw", "post", lambda r: reverse("workflow:request_withdraw", args=[r["request"].pk]), {E}),
 ]
 for model, readers, writers in [
     ("dataclass", CATALOGUE_READERS | {"other_engineer"}, {P, A}),
@@ -73,12 +73,12 @@ for model, readers, writers in [
 
 # Model cards and the sharing of evidence packs.
 PAGES += [
-    ("own run's model card", "get", lambda r: reverse("governance:model_card", args=[_model_card(r).run_id]), {E, L, P, A}),
-    ("own run's model card README", "get", lambda r: reverse("governance:model_card_readme", args=[_model_card(r).run_id]), {E, L, P, A}),
-    ("own run's model card edit page", "get", lambda r: reverse("governance:model_card_edit", args=[_model_card(r).run_id]), {E}),
-    ("own run's model card edit post", "post", lambda r: reverse("governance:model_card_edit", args=[_model_card(r).run_id]), {E}),
-    ("own run's model card approval", "post", lambda r: reverse("governance:model_card_approve", args=[_model_card(r).run_id]), {P}),
-    ("own run's model card draft", "post", lambda r: reverse("governance:model_card_draft", args=[r["run"].pk]), {E, P}),
+    ("own run's model card", "get", lambda r: reverse("workflow:model_card", args=[_model_card(r).run_id]), {E, L, P, A}),
+    ("own run's model card README", "get", lambda r: reverse("workflow:model_card_readme", args=[_model_card(r).run_id]), {E, L, P, A}),
+    ("own run's model card edit page", "get", lambda r: reverse("workflow:model_card_edit", args=[_model_card(r).run_id]), {E}),
+    ("own run's model card edit post", "post", lambda r: reverse("workflow:model_card_edit", args=[_model_card(r).run_id]), {E}),
+    ("own run's model card approval", "post", lambda r: reverse("workflow:model_card_approve", args=[_model_card(r).run_id]), {P}),
+    ("own run's model card draft", "post", lambda r: reverse("workflow:model_card_draft", args=[r["run"].pk]), {E, P}),
     ("own run's pack shares", "get", lambda r: reverse("audits:pack_shares", args=[_pack(r).pk]), {P}),
     ("own run's pack share post", "post", lambda r: reverse("audits:pack_shares", args=[_pack(r).pk]), {P}),
     ("own run's pack share revoke", "post", lambda r: reverse("audits:share_revoke", args=[_pack_share(r).pk]), {P}),
@@ -89,8 +89,8 @@ PAGES += [
 def _model_card(r):
     """A model card of the engineer's run, made the first time a row needs it."""
     if "model_card" not in r:
-        from governance.model_cards import draft_sections, facts_for
-        from governance.models import ModelCard
+        from workflow.model_cards import draft_sections, facts_for
+        from workflow.models import ModelCard
 
         facts = facts_for(r["run"])
         r["model_card"] = ModelCard.objects.create(run=r["run"], facts=facts, sections=draft_sections(r["run"], facts))
@@ -164,10 +164,11 @@ def _own_request(r):
     """The engineer's submitted training request, made the first time a row needs it."""
     if "request" not in r:
         from governance import actions
+        from workflow import actions as workflow_actions
 
         data = dict(title="Reply drafts", intended_use="Draft replies for agents.", base_model=r["run"].base_model,
                     compute_target=r["computetarget"], settings={})
-        r["request"] = actions.submit_request(r["dataset"].owner, actions.create_request(r["dataset"].owner, data, [r["dataset"]]))
+        r["request"] = workflow_actions.submit_request(r["dataset"].owner, workflow_actions.create_request(r["dataset"].owner, data, [r["dataset"]]))
     return r["request"]
 
 
@@ -181,6 +182,8 @@ def with_document(records, legal):
     import io
 
     from governance import actions
+
+    from workflow import actions as workflow_actions
     from governance.uploads import encrypt_stream
     from governance.views import dpa_document_rules
 
@@ -196,7 +199,7 @@ def with_document(records, legal):
     records.update(_run_with_artifacts(records))
     from tests.governance.request_factory import make_good_request
 
-    records["request"] = actions.submit_request(records["dataset"].owner, make_good_request(records["dataset"].owner))
+    records["request"] = workflow_actions.submit_request(records["dataset"].owner, make_good_request(records["dataset"].owner))
     return records
 
 
@@ -283,6 +286,7 @@ def test_api_without_credentials_is_refused_everywhere(with_document):
 
 def test_other_engineers_dataset_is_invisible_until_shared(records, engineer, other_engineer):
     from governance import actions
+    from workflow import actions as workflow_actions
 
     url = reverse("governance:dataset_detail", args=[records["other_dataset"].pk])
     assert client_for(engineer).get(url).status_code == 404

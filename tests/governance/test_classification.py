@@ -7,9 +7,13 @@ import json
 
 import pytest
 
-from governance import actions, policy
+from governance import actions
+
+from workflow import actions as workflow_actions
+
+from workflow import policy
 from governance import models as m
-from governance.models import ApprovalDecision, RequestState
+from workflow.models import ApprovalDecision, RequestState
 from tests.conftest import api_client_for, client_for, make_dataset, upload_rule
 from tests.governance.request_factory import good_data_class, make_good_request
 from governance.uploads import encrypt_stream
@@ -78,8 +82,8 @@ def test_the_privacy_officer_classifies_through_the_edit_page(engineer, privacy,
 def test_a_reclassification_reopens_the_requests_awaiting_approval(engineer, legal, privacy, clinical_class, public_class):
     dataset = make_dataset(engineer, data_classes=[public_class])
     request = make_good_request(engineer, datasets=[dataset])
-    actions.submit_request(engineer, request)
-    actions.decide_request(legal, request, ApprovalDecision.APPROVE)
+    workflow_actions.submit_request(engineer, request)
+    workflow_actions.decide_request(legal, request, ApprovalDecision.APPROVE)
     actions.classify_dataset(privacy, dataset, [clinical_class])
     request.refresh_from_db()
     assert request.state == RequestState.DRAFT and request.content_hash == ""
@@ -93,8 +97,8 @@ def test_an_unclassified_dataset_with_personal_data_cannot_be_submitted(engineer
     m.Dataset.objects.filter(pk=dataset.pk).update(pii_profile={"total_records": 1, "entities": {
         "PERSON": {"records": 1, "records_share": 1.0}}})
     request = make_good_request(engineer, datasets=[dataset], settings={"redaction": False, "training": {"dp": False}})
-    with pytest.raises(actions.RequestRefused, match="has not been classified by the privacy officer"):
-        actions.submit_request(engineer, request)
+    with pytest.raises(workflow_actions.RequestRefused, match="has not been classified by the privacy officer"):
+        workflow_actions.submit_request(engineer, request)
 
 
 def test_a_dataset_unclassified_after_approval_stops_the_job_at_its_start(engineer, privacy, public_class):

@@ -5,7 +5,7 @@ import math
 import pytest
 from opacus.accountants import PRVAccountant, RDPAccountant
 
-from governance import ledger
+from workflow import ledger
 from tests.conftest import client_for
 from tests.governance.request_factory import good_data_class, good_dataset, make_succeeded_run
 

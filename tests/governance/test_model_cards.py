@@ -13,9 +13,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audits.models import AdapterAudit, AdapterRelease, AuditState
-from governance import actions
-from governance.model_cards import SECTION_KEYS, model_card_readme
-from governance.models import MODEL_CARD_SECTIONS, AuditEvent, ModelCard, TrainingRequest
+from workflow import actions
+from workflow.model_cards import SECTION_KEYS, model_card_readme
+from governance.models import AuditEvent
+from workflow.models import MODEL_CARD_SECTIONS, ModelCard, TrainingRequest
 from tests.conftest import client_for
 from tests.governance.request_factory import good_base_model, make_good_request
 from training.models import ArtifactKind, RunState
@@ -208,24 +209,24 @@ def test_the_readme_has_yaml_front_matter_and_every_section(card, engineer):
 
 def test_markup_in_a_section_is_escaped_on_the_page(card, engineer):
     client = client_for(engineer)
-    response = client.post(reverse("governance:model_card_edit", args=[card.run_id]),
+    response = client.post(reverse("workflow:model_card_edit", args=[card.run_id]),
                            {**card.sections, "factors": "<script>alert(1)</script>\nsecond line"})
     assert response.status_code == 302
-    page = client.get(reverse("governance:model_card", args=[card.run_id])).content.decode()
+    page = client.get(reverse("workflow:model_card", args=[card.run_id])).content.decode()
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;<br>second line" in page
 
 
 def test_the_privacy_officer_approves_the_hash_shown_on_the_page(card, privacy):
     client = client_for(privacy)
-    url = reverse("governance:model_card", args=[card.run_id])
+    url = reverse("workflow:model_card", args=[card.run_id])
     page = client.get(url).content.decode()
     seen = card.compute_content_hash()
     assert f'name="content_hash" value="{seen}"' in page
-    client.post(reverse("governance:model_card_approve", args=[card.run_id]), {"content_hash": seen})
+    client.post(reverse("workflow:model_card_approve", args=[card.run_id]), {"content_hash": seen})
     card.refresh_from_db()
     assert card.state == "approved" and card.content_hash == seen
-    stale = client.post(reverse("governance:model_card_approve", args=[card.run_id]), {"content_hash": "0" * 64}, follow=True)
+    stale = client.post(reverse("workflow:model_card_approve", args=[card.run_id]), {"content_hash": "0" * 64}, follow=True)
     assert "already approved" in stale.content.decode() or "changed since" in stale.content.decode()
 
 
@@ -233,15 +234,15 @@ def test_the_run_page_drafts_and_links_the_card(engineer, trained_run):
     client = client_for(engineer)
     page = client.get(reverse("training:run_detail", args=[trained_run.pk])).content.decode()
     assert "Draft the model card now" in page
-    response = client.post(reverse("governance:model_card_draft", args=[trained_run.pk]))
-    assert response.status_code == 302 and response["Location"] == reverse("governance:model_card", args=[trained_run.pk])
+    response = client.post(reverse("workflow:model_card_draft", args=[trained_run.pk]))
+    assert response.status_code == 302 and response["Location"] == reverse("workflow:model_card", args=[trained_run.pk])
     page = client.get(reverse("training:run_detail", args=[trained_run.pk])).content.decode()
-    assert reverse("governance:model_card", args=[trained_run.pk]) in page
+    assert reverse("workflow:model_card", args=[trained_run.pk]) in page
 
 
 def test_the_readme_downloads_alone_and_inside_the_released_adapter(card, engineer, privacy, trained_run):
     client = client_for(engineer)
-    alone = client.get(reverse("governance:model_card_readme", args=[trained_run.pk]))
+    alone = client.get(reverse("workflow:model_card_readme", args=[trained_run.pk]))
     assert alone.status_code == 200 and alone["Content-Type"].startswith("text/markdown")
     assert alone.content.decode() == model_card_readme(card)
     AdapterRelease.objects.create(run=trained_run, audit=trained_run.audits.first(), decision="released", decided_by=privacy)
@@ -261,7 +262,7 @@ def inconclusive_audit(run) -> AdapterAudit:
 
 
 def test_an_inconclusive_audit_reads_inconclusive_on_the_card_and_names_what_was_not_tested(trained_run):
-    from governance.model_cards import fact_rows
+    from workflow.model_cards import fact_rows
 
     AdapterAudit.objects.filter(run=trained_run).delete()
     inconclusive_audit(trained_run)

@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from governance import models as m
-from governance import policy
+from workflow import models as wm
+from workflow import policy
 from tests.conftest import make_dataset, make_dpa
 from tests.governance.request_factory import good_data_class, good_dataset, make_good_request, make_succeeded_run
 from training.models import BaseModel, RedactionReview, ReviewReason
@@ -69,7 +70,7 @@ def test_blockers_come_before_warnings(good_request):
 
 def test_invalid_stored_settings_block(good_request):
     request = good_request()
-    m.TrainingRequest.objects.filter(pk=request.pk).update(settings={"colour": "blue"})
+    wm.TrainingRequest.objects.filter(pk=request.pk).update(settings={"colour": "blue"})
     request.refresh_from_db()
     assert "colour" in by_code(request, "settings_invalid")[0].message
 
@@ -416,7 +417,7 @@ def test_a_threat_model_missing_only_the_audience_names_only_that(good_request):
 
 
 def test_a_complete_threat_model_passes(good_request):
-    assert by_code(good_request(adversaries=[m.Adversary.INSIDER, m.Adversary.PROVIDER_STAFF]), "threat_model_incomplete") == []
+    assert by_code(good_request(adversaries=[wm.Adversary.INSIDER, wm.Adversary.PROVIDER_STAFF]), "threat_model_incomplete") == []
 
 
 def test_every_rule_is_tested_here():

@@ -4,8 +4,8 @@ form, approvers find what awaits them and decide on the page, the detail page te
 import pytest
 from django.urls import reverse
 
-from governance import actions
-from governance.models import Approval, RequestState, TrainingRequest
+from workflow import actions
+from workflow.models import Approval, RequestState, TrainingRequest
 from tests.conftest import client_for
 from tests.governance.request_factory import good_base_model, good_compute_target, good_dataset, make_good_request
 
@@ -35,7 +35,7 @@ def submitted(engineer, **fields):
 
 
 def test_the_form_drafts_a_request_with_its_settings(engineer, choices):
-    response = client_for(engineer).post(reverse("governance:request_create"), form_data(choices, target_modules="c_attn, c_proj"))
+    response = client_for(engineer).post(reverse("workflow:request_create"), form_data(choices, target_modules="c_attn, c_proj"))
     request = TrainingRequest.objects.get()
     assert response.status_code == 302 and response["Location"] == request.get_absolute_url()
     assert request.state == RequestState.DRAFT and request.requester == engineer
@@ -49,7 +49,7 @@ def test_editing_a_submitted_request_on_the_page_voids_its_approvals(engineer, l
     request = submitted(engineer, datasets=[choices["dataset"]], base_model=choices["base_model"], compute_target=choices["compute_target"])
     actions.decide_request(legal, request, "approve")
     edited = form_data(choices, intended_use="Drafting replies and summarising tickets for agents.")
-    response = client_for(engineer).post(reverse("governance:request_edit", args=[request.pk]), edited)
+    response = client_for(engineer).post(reverse("workflow:request_edit", args=[request.pk]), edited)
     assert response.status_code == 302
     request.refresh_from_db()
     assert request.state == RequestState.DRAFT and request.intended_use.startswith("Drafting replies and summarising")
@@ -57,7 +57,7 @@ def test_editing_a_submitted_request_on_the_page_voids_its_approvals(engineer, l
 
 
 def test_live_findings_name_the_blocker_when_dp_is_off_for_a_class_that_requires_it(engineer, choices):
-    client, url = client_for(engineer), reverse("governance:request_findings")
+    client, url = client_for(engineer), reverse("workflow:request_findings")
     without_dp = client.post(url, form_data(choices, dp=None), HTTP_HX_REQUEST="true").content.decode()
     assert "requires differential privacy, and this request trains without it" in without_dp
     fixed = client.post(url, form_data(choices), HTTP_HX_REQUEST="true").content.decode()
@@ -67,7 +67,7 @@ def test_live_findings_name_the_blocker_when_dp_is_off_for_a_class_that_requires
 
 def test_the_inbox_shows_a_submitted_request_to_legal_and_privacy_only(engineer, legal, privacy, regulator):
     request = submitted(engineer)
-    url = reverse("governance:request_inbox")
+    url = reverse("workflow:request_inbox")
     for approver in (legal, privacy):
         assert request.title in client_for(approver).get(url).content.decode()
     assert client_for(engineer).get(url).status_code == 403
@@ -88,7 +88,7 @@ def test_the_detail_page_shows_the_timeline_of_the_request(engineer, legal):
 
 def test_an_approver_approves_on_the_page_and_the_requester_cannot(engineer, legal):
     request = submitted(engineer)
-    url = reverse("governance:request_decide", args=[request.pk])
+    url = reverse("workflow:request_decide", args=[request.pk])
     assert client_for(engineer).post(url, {"decision": "approve"}).status_code == 403
     assert "Your decision" in client_for(legal).get(request.get_absolute_url()).content.decode()
     response = client_for(legal).post(url, {"decision": "approve", "comment": "Covered by contract.", "conditions": "Internal use only."})

@@ -10,9 +10,10 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from django.utils import timezone
 
-from governance import actions
+from workflow import actions
 from governance import models as m
-from governance.models import Approval, AuditEvent, RequestState, TrainingRequest
+from governance.models import AuditEvent
+from workflow.models import Approval, RequestState, TrainingRequest
 from portal import roles
 from tests.conftest import make_record
 

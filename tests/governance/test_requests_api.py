@@ -4,7 +4,7 @@ import pytest
 import yaml
 from django.core.management import CommandError, call_command
 
-from governance.models import RequestState, TrainingRequest
+from workflow.models import RequestState, TrainingRequest
 from tests.conftest import api_client_for
 from tests.governance.test_requests import base_model, request_data, setup  # noqa: F401 - fixtures
 
@@ -192,7 +192,7 @@ def test_the_cli_refuses_to_cancel_a_request_without_a_run(engineer, setup, tmp_
 
 
 def test_show_follow_polls_the_run_until_it_ends(engineer, legal, privacy, setup, monkeypatch):
-    from governance import actions
+    from workflow import actions
     from training import runs
 
     request = actions.submit_request(engineer, actions.create_request(engineer, request_data(setup), [setup["dataset"]]))

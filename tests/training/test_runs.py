@@ -242,13 +242,13 @@ def test_an_engineer_cannot_train_on_a_dataset_not_shared_with_them(engineer, ot
 
 def test_creating_a_run_enqueues_it_on_the_gpu_queue_after_commit(engineer, base_model, monkeypatch, django_capture_on_commit_callbacks):
     sent = []
-    from training import tasks
+    from celery import current_app
 
-    monkeypatch.setattr(tasks.run_training, "apply_async", lambda args, queue: sent.append((args, queue)) or type("R", (), {"id": "t-1"})())
+    monkeypatch.setattr(current_app, "send_task", lambda name, args, queue: sent.append((name, args, queue)) or type("R", (), {"id": "t-1"})())
     dataset = make_dataset(engineer, corpus_with_marker("y"))
     with django_capture_on_commit_callbacks(execute=True):
         run = runs.create_run(engineer, base_model, [dataset], FAST)
-    assert sent == [([run.pk], "gpu")]
+    assert sent == [("training.tasks.run_training", [run.pk], "gpu")]
     assert TrainingRun.objects.get(pk=run.pk).celery_task_id == "t-1"
 
 

@@ -24,15 +24,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from vocab.pii import ACTIONS, DROP_RECORD, ENTITY_TYPES, KEEP, MASK, PSEUDONYMIZE  # noqa: F401 - re-exported
 from training.engine.pii.detector import CustomPattern, Detection, DetectorConfig, PiiDetector
 from training.engine.pii.surrogates import SurrogateGenerator
 
-PSEUDONYMIZE, MASK, DROP_RECORD, KEEP = "pseudonymize", "mask", "drop_record", "keep"
-ACTIONS = (PSEUDONYMIZE, MASK, DROP_RECORD, KEEP)
 # When spans of different types overlap, or several data classes disagree, the most protective wins.
 _PROTECTION = {KEEP: 0, PSEUDONYMIZE: 1, MASK: 2, DROP_RECORD: 3}
-ENTITY_TYPES = ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "STREET_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "NATIONAL_ID",
-                "IP_ADDRESS", "ACCOUNT_NUMBER", "DATE_OF_BIRTH", "MEDICAL_RECORD_NUMBER", "PROFILE_URL", "ORGANIZATION")
 
 
 class MalformedInput(ValueError):

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from tqdm import tqdm
 
-from governance.actions import audit
+from governance.trail import record_event
 from training.engine.model_files import describe_model
 from training.engine.tiny_base import build_tiny_base
 from training.models import BaseModel, BaseModelSource
@@ -29,6 +29,6 @@ class Command(BaseCommand):
                 "source": BaseModelSource.LOCAL_DIRECTORY, "location": str(directory), "licence": "Apache-2.0 (generated here)",
                 **facts,
             })
-            audit(None, "basemodel.registered", model, f"Base model “{name}” registered ({facts['parameter_count']:,} parameters)",
+            record_event(None, "basemodel.registered", model, f"Base model “{name}” registered ({facts['parameter_count']:,} parameters)",
                   {"weight_hashes": facts["weight_hashes"], "architecture": facts["architecture"], "steps": steps, "seed": seed})
         self.stdout.write(self.style.SUCCESS(f"{name}: {facts['parameter_count']:,} parameters at {directory}"))

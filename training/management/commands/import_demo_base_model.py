@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from tqdm import tqdm
 
-from governance.actions import audit
+from governance.trail import record_event
 from training.engine.model_files import DEMO_GGUF, DEMO_PACKAGE, convert_gguf, describe_model, installed_package_file, sha256_file
 from training.models import BaseModel, BaseModelSource
 
@@ -38,7 +38,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             model, _ = BaseModel.objects.update_or_create(name=NAME, defaults={
                 "source": BaseModelSource.GGUF, "location": str(directory), "licence": "Apache-2.0", **facts})
-            audit(None, "basemodel.registered", model, f"Base model “{NAME}” registered from GGUF ({facts['parameter_count']:,} parameters)",
+            record_event(None, "basemodel.registered", model, f"Base model “{NAME}” registered from GGUF ({facts['parameter_count']:,} parameters)",
                   {"gguf_file": GGUF, "gguf_sha256": sha256_file(gguf), "weight_hashes": facts["weight_hashes"],
                    "architecture": facts["architecture"]})
         self.stdout.write(self.style.SUCCESS(f"{NAME}: {facts['parameter_count']:,} parameters at {directory}"))

@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass
 
 from django.utils import timezone
 
-from governance.ledger import Budget, budget_for
-from governance.models import Adversary, AttestationKind, ComputeKind, DatasetState, FineTuningUse, Segment
+from workflow.ledger import Budget, budget_for
+from governance.models import AttestationKind, ComputeKind, DatasetState, FineTuningUse, Segment
+from workflow.models import Adversary
 
 BLOCKER, WARNING = "blocker", "warning"
 HIGH_DUPLICATE_SHARE = 0.10  # above this, de-duplication drops much of the data and repeats weaken DP
@@ -155,32 +156,43 @@ def _compute_facts(target, today: dt.date) -> ComputeFacts:
                         processor=str(processor) if processor else "", dpa=dpa_facts, expired_attestations=expired)
 
 
-def context_for(request, today: dt.date | None = None, *, at_start: bool = False) -> PolicyContext:
-    """Read everything the rules need from the models, once."""
-    from training.models import RedactionReview, ReviewDecision, ReviewReason
-    from training.runs import DEFAULT_MAX_DELTA, InvalidRunSettings, RunSettings
+def _settings_of(raw: dict):
+    from training.runs import InvalidRunSettings, RunSettings
 
-    today = today or timezone.localdate()
     try:
-        run_settings, settings_error = RunSettings.from_dict(request.settings), ""
+        return RunSettings.from_dict(raw), ""
     except InvalidRunSettings as exc:
-        run_settings, settings_error = None, str(exc)
-    datasets = []
-    for dataset in request.datasets.all().prefetch_related("data_classes").order_by("pk"):
+        return None, str(exc)
+
+
+def _dataset_facts(datasets, exclude_run_id: int | None) -> tuple[DatasetFacts, ...]:
+    from training.models import RedactionReview, ReviewDecision, ReviewReason
+
+    facts = []
+    for dataset in datasets.prefetch_related("data_classes").order_by("pk"):
         pending = RedactionReview.objects.filter(dataset=dataset, decision=ReviewDecision.PENDING,
                                                  reason=ReviewReason.HIGH_RISK).count()
-        datasets.append(DatasetFacts(
+        facts.append(DatasetFacts(
             name=dataset.name, state=dataset.state, segment=dataset.segment,
             classes=tuple(_class_rules(c) for c in dataset.data_classes.all()),
-            duplicate_share=_duplicate_share(dataset.pii_profile or {}), budget=budget_for(dataset, exclude_run_id=request.run_id),
+            duplicate_share=_duplicate_share(dataset.pii_profile or {}), budget=budget_for(dataset, exclude_run_id=exclude_run_id),
             pending_high_risk_reviews=pending, records=dataset.record_count or 0,
         ))
+    return tuple(facts)
+
+
+def context_for(request, today: dt.date | None = None, *, at_start: bool = False) -> PolicyContext:
+    """Read everything the rules need from the models, once."""
+    from training.runs import DEFAULT_MAX_DELTA
+
+    today = today or timezone.localdate()
+    run_settings, settings_error = _settings_of(request.settings)
     threat = ThreatModel(leak_definition=request.leak_definition or "", adversaries=tuple(request.adversaries or ()),
                          audience=request.audience or "", intended_use=request.intended_use or "")
-    return PolicyContext(datasets=tuple(datasets), settings=run_settings, settings_error=settings_error,
-                         compute=_compute_facts(request.compute_target, today), base_model=request.base_model.name,
-                         base_model_licence=request.base_model.licence or "", threat=threat, at_start=at_start,
-                         delta_ceiling=DEFAULT_MAX_DELTA)
+    return PolicyContext(datasets=_dataset_facts(request.datasets.all(), request.run_id), settings=run_settings,
+                         settings_error=settings_error, compute=_compute_facts(request.compute_target, today),
+                         base_model=request.base_model.name, base_model_licence=request.base_model.licence or "",
+                         threat=threat, at_start=at_start, delta_ceiling=DEFAULT_MAX_DELTA)
 
 
 # --------------------------------------------------------------------------- the rules
@@ -485,6 +497,29 @@ RULES = (
     region_not_allowed, compute_kind_not_allowed, compute_inactive, attestation_expired, audit_weaker_than_class_minimum, canaries_off,
     base_model_licence_unknown, threat_model_incomplete,
 )
+
+
+# The rules about the data and the settings alone. A run created without a request (tests,
+# benchmarks: no page or API creates one) is held to these when its job starts; the others need a
+# request's compute target and threat model. An unclassified dataset is refused through requests,
+# which are the only way the portal's users start a run.
+DATA_RULES = (
+    settings_invalid, class_forbids_fine_tuning, eval_only_dataset, dp_required, epsilon_above_class_max,
+    delta_above_class_max, delta_above_default_max, delta_not_below_one_over_n, redaction_required, dataset_shredded,
+    pending_high_risk_reviews, privacy_budget_exceeded, audit_weaker_than_class_minimum,
+)
+
+
+def findings_for_run(run) -> list[Finding]:
+    """The data rules for a run without a request, as its job starts (it does not hold its own
+    budget against itself)."""
+    from training.runs import DEFAULT_MAX_DELTA
+
+    run_settings, settings_error = _settings_of(run.config)
+    ctx = PolicyContext(datasets=_dataset_facts(run.datasets.all(), run.pk), settings=run_settings, settings_error=settings_error,
+                        compute=None, base_model=run.base_model.name, base_model_licence=run.base_model.licence or "",
+                        threat=None, at_start=True, delta_ceiling=DEFAULT_MAX_DELTA)
+    return [f for rule in DATA_RULES for f in rule(ctx)]
 
 
 def evaluate(ctx: PolicyContext) -> list[Finding]:

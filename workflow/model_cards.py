@@ -7,7 +7,7 @@ approves cards; the pages live in `governance.model_card_views`.
 
 from __future__ import annotations
 
-from governance.models import MODEL_CARD_SECTIONS, Adversary, Audience
+from workflow.models import MODEL_CARD_SECTIONS, Adversary, Audience
 
 SECTION_KEYS = tuple(key for key, _ in MODEL_CARD_SECTIONS)
 SECTION_LABELS = dict(MODEL_CARD_SECTIONS)
@@ -209,7 +209,7 @@ def _records(n) -> str:
 
 
 def request_for(run):
-    from governance.models import TrainingRequest
+    from workflow.models import TrainingRequest
 
     return TrainingRequest.objects.filter(run=run).first()
 

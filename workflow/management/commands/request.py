@@ -10,9 +10,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from governance import actions
+from workflow import actions
 from governance.api.serializers import TrainingRequestWriteSerializer
-from governance.models import ComputeTarget, Dataset, RequestState, TrainingRequest
+from governance.models import ComputeTarget, Dataset
+from workflow.models import RequestState, TrainingRequest
 from training.models import BaseModel
 
 EXAMPLE = """\

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from django import forms
 
 from governance import models as m
+from workflow import models as wm
 from governance.forms import CommaListField, _checkboxes
 
 PURPOSE = ("title", "intended_use", "out_of_scope")
@@ -62,8 +63,8 @@ class TrainingRequestForm(forms.Form):
     base_model = forms.ModelChoiceField(queryset=None)
     datasets = DatasetChoiceField(queryset=None, widget=forms.CheckboxSelectMultiple, help_text="Datasets you own or that are shared with you.")
     leak_definition = forms.CharField(label="What counts as a leak", required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    adversaries = _checkboxes(m.Adversary.choices, label="Who might try to extract the data")
-    audience = forms.ChoiceField(label="Who will query the model", choices=m.Audience.choices, required=False, widget=forms.RadioSelect)
+    adversaries = _checkboxes(wm.Adversary.choices, label="Who might try to extract the data")
+    audience = forms.ChoiceField(label="Who will query the model", choices=wm.Audience.choices, required=False, widget=forms.RadioSelect)
     lora_r = _number(forms.IntegerField, label="LoRA rank", min_value=1)
     lora_alpha = _number(forms.IntegerField, label="LoRA alpha", min_value=1)
     target_modules = CommaListField(required=False, help_text="Comma-separated module names. Empty: chosen per architecture.")
@@ -90,7 +91,7 @@ class TrainingRequestForm(forms.Form):
     max_tpr_at_1pct_fpr = _number(label="Maximum TPR at 1% FPR", required=False, min_value=0, max_value=1)
     max_original_pii_hits = _number(forms.IntegerField, label="Original personal data found in samples", required=False, min_value=0)
 
-    def __init__(self, *args, user, instance: m.TrainingRequest | None = None, **kwargs):
+    def __init__(self, *args, user, instance: wm.TrainingRequest | None = None, **kwargs):
         from training.models import BaseModel
 
         self.instance = instance
@@ -237,7 +238,7 @@ def audit_cost_sentence(settings: dict, classes, base_model=None) -> str:
             "test's time.")
 
 
-def initial_for(request: m.TrainingRequest | None) -> dict:
+def initial_for(request: wm.TrainingRequest | None) -> dict:
     """The form's starting values: the request's, or RunSettings' defaults for a new one."""
     from training.runs import RunSettings
 
@@ -256,7 +257,7 @@ def initial_for(request: m.TrainingRequest | None) -> dict:
 
 
 class DecisionForm(forms.Form):
-    decision = forms.ChoiceField(choices=m.ApprovalDecision.choices, widget=forms.RadioSelect)
+    decision = forms.ChoiceField(choices=wm.ApprovalDecision.choices, widget=forms.RadioSelect)
     comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=5000,
                               help_text="Required to reject: the requester reads it.")
     conditions = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=5000,

@@ -11,18 +11,21 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import ListView
 
-from governance import actions, policy
+from workflow import actions
+
+from workflow import policy
 from governance import models as m
-from governance.request_forms import DecisionForm, TrainingRequestForm, WithdrawForm
+from workflow import models as wm
+from workflow.request_forms import DecisionForm, TrainingRequestForm, WithdrawForm
 
 
 # ------------------------------------------------------------------ who may do what
 
 
-def can_decide(request: m.TrainingRequest, user) -> bool:
+def can_decide(request: wm.TrainingRequest, user) -> bool:
     """The user may still sign this version: awaiting decision, not theirs, not yet signed by them,
     and a slot their role can fill (the action's own rule)."""
-    if request.state not in m.AWAITING_DECISION_STATES or request.requester_id == user.pk:
+    if request.state not in wm.AWAITING_DECISION_STATES or request.requester_id == user.pk:
         return False
     if request.approvals.filter(approver=user, content_hash=request.content_hash).exists():
         return False
@@ -33,11 +36,11 @@ def can_decide(request: m.TrainingRequest, user) -> bool:
     return True
 
 
-def awaiting_decision_by(user) -> list[m.TrainingRequest]:
+def awaiting_decision_by(user) -> list[wm.TrainingRequest]:
     """The approver's inbox: requests this user can still sign, oldest submission first."""
     if not user.has_perm("governance.decide_trainingrequest"):
         return []
-    candidates = (m.TrainingRequest.objects.visible_to(user).filter(state__in=m.AWAITING_DECISION_STATES)
+    candidates = (wm.TrainingRequest.objects.visible_to(user).filter(state__in=wm.AWAITING_DECISION_STATES)
                   .exclude(requester=user).select_related("requester").order_by("submitted_at"))
     return [r for r in candidates if can_decide(r, user)]
 
@@ -55,7 +58,7 @@ class DraftRequest:
 
     def __init__(self, user, form: TrainingRequestForm):
         data = form.request_data()
-        self._request = m.TrainingRequest(requester=user, **data)
+        self._request = wm.TrainingRequest(requester=user, **data)
         self.datasets = self._Datasets(form.cleaned_data["datasets"])
 
     def __getattr__(self, name):
@@ -79,12 +82,12 @@ def live_findings(user, form: TrainingRequestForm) -> dict:
 
 class RequestAccessMixin(LoginRequiredMixin):
     def dispatch(self, request, *args, **kwargs):
-        if request.user.is_authenticated and not m.TrainingRequest.can_browse(request.user):
+        if request.user.is_authenticated and not wm.TrainingRequest.can_browse(request.user):
             raise PermissionDenied
         return super().dispatch(request, *args, **kwargs)
 
-    def get_request(self, pk) -> m.TrainingRequest:
-        return get_object_or_404(m.TrainingRequest.objects.visible_to(self.request.user), pk=pk)
+    def get_request(self, pk) -> wm.TrainingRequest:
+        return get_object_or_404(wm.TrainingRequest.objects.visible_to(self.request.user), pk=pk)
 
 
 class RequestListView(RequestAccessMixin, ListView):
@@ -92,12 +95,12 @@ class RequestListView(RequestAccessMixin, ListView):
     paginate_by = 50
 
     def get_queryset(self):
-        qs = m.TrainingRequest.objects.visible_to(self.request.user).select_related("requester", "run")
+        qs = wm.TrainingRequest.objects.visible_to(self.request.user).select_related("requester", "run")
         state = self.request.GET.get("state")
-        return qs.filter(state=state) if state in m.RequestState.values else qs
+        return qs.filter(state=state) if state in wm.RequestState.values else qs
 
     def get_context_data(self, **kwargs):
-        return {**super().get_context_data(**kwargs), "states": m.RequestState.choices, "current": self.request.GET.get("state", ""),
+        return {**super().get_context_data(**kwargs), "states": wm.RequestState.choices, "current": self.request.GET.get("state", ""),
                 "can_add": self.request.user.has_perm("governance.add_trainingrequest")}
 
 
@@ -119,7 +122,7 @@ class RequestFormView(LoginRequiredMixin, View):
     def get_instance(self, pk):
         if pk is None:
             return None
-        instance = get_object_or_404(m.TrainingRequest.objects.visible_to(self.request.user), pk=pk)
+        instance = get_object_or_404(wm.TrainingRequest.objects.visible_to(self.request.user), pk=pk)
         if not instance.can_edit(self.request.user):
             raise PermissionDenied
         return instance
@@ -168,13 +171,13 @@ class RequestDetailView(RequestAccessMixin, View):
         user = request.user
         ctx = {
             "object": obj, "approvals": obj.approvals.select_related("approver"), "required": _slots(obj.required_approvals()),
-            "missing": _slots(obj.missing_approvals()) if obj.state in m.AWAITING_DECISION_STATES else "",
+            "missing": _slots(obj.missing_approvals()) if obj.state in wm.AWAITING_DECISION_STATES else "",
             "timeline": timeline(obj), "can_edit": obj.can_edit(user), "can_withdraw": obj.can_withdraw(user),
-            "can_submit": obj.requester_id == user.pk and obj.state in (m.RequestState.DRAFT, m.RequestState.REJECTED),
+            "can_submit": obj.requester_id == user.pk and obj.state in (wm.RequestState.DRAFT, wm.RequestState.REJECTED),
             "can_decide": can_decide(obj, user),
-            "adversaries": [m.Adversary(a).label for a in obj.adversaries if a in m.Adversary.values],
+            "adversaries": [wm.Adversary(a).label for a in obj.adversaries if a in wm.Adversary.values],
         }
-        if obj.state in (m.RequestState.DRAFT, m.RequestState.REJECTED):
+        if obj.state in (wm.RequestState.DRAFT, wm.RequestState.REJECTED):
             ctx["current_findings"] = [f.as_dict() for f in policy.findings_for(obj)]
         if ctx["can_decide"]:
             ctx["decision_form"] = DecisionForm()
@@ -187,10 +190,10 @@ class RequestDetailView(RequestAccessMixin, View):
 
 def _slots(counts: dict[str, int]) -> str:
     """{"legal": 1, "additional": 2} -> "1 legal counsel, 2 additional approvers"."""
-    return ", ".join(f"{n} {m.ApprovalRole(role).label.lower()}{'s' if n > 1 else ''}" for role, n in counts.items() if n)
+    return ", ".join(f"{n} {wm.ApprovalRole(role).label.lower()}{'s' if n > 1 else ''}" for role, n in counts.items() if n)
 
 
-def timeline(obj: m.TrainingRequest):
+def timeline(obj: wm.TrainingRequest):
     """The audit events of the request, of its run and of the run's audits, in order. Seen through
     the request: whoever may read the request reads its history."""
     from audits.models import AdapterAudit
@@ -243,6 +246,6 @@ class RequestDecideView(RequestAccessMixin, View):
         except actions.RequestRefused as exc:
             messages.error(request, str(exc))
             return redirect(obj)
-        verb = "approved" if approval.decision == m.ApprovalDecision.APPROVE else "rejected"
+        verb = "approved" if approval.decision == wm.ApprovalDecision.APPROVE else "rejected"
         messages.success(request, f"You {verb} “{obj}” as {approval.get_role_display().lower()}.")
         return redirect(obj)

@@ -12,13 +12,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views import View
 
-from governance import actions, model_cards
-from governance.models import MODEL_CARD_SECTIONS, ModelCard
+from governance import actions
+
+from workflow import actions as workflow_actions
+
+from workflow import model_cards
+from workflow.models import MODEL_CARD_SECTIONS, ModelCard
 from training.views import RunAccessMixin
 
 
 def card_url(run_pk: int) -> str:
-    return reverse("governance:model_card", args=[run_pk])
+    return reverse("workflow:model_card", args=[run_pk])
 
 
 def can_edit_card(user, card: ModelCard) -> bool:
@@ -79,8 +83,8 @@ class ModelCardEditView(CardMixin, View):
             return self.get(request, pk, form)
         was_approved = card.state == "approved"
         try:
-            card = actions.edit_model_card(request.user, card, form.cleaned_data)
-        except actions.ModelCardRefused as exc:
+            card = workflow_actions.edit_model_card(request.user, card, form.cleaned_data)
+        except workflow_actions.ModelCardRefused as exc:
             form.add_error(None, str(exc))
             return self.get(request, pk, form)
         if was_approved and card.state != "approved":
@@ -96,8 +100,8 @@ class ModelCardApproveView(CardMixin, View):
         if not can_approve_card(request.user, card):
             raise PermissionDenied("Only the privacy officer approves model cards, and not of an adapter they trained.")
         try:
-            actions.approve_model_card(request.user, card, request.POST.get("content_hash", ""))
-        except actions.ModelCardRefused as exc:
+            workflow_actions.approve_model_card(request.user, card, request.POST.get("content_hash", ""))
+        except workflow_actions.ModelCardRefused as exc:
             messages.error(request, str(exc))
         else:
             messages.success(request, "Model card approved.")
@@ -112,8 +116,8 @@ class ModelCardDraftView(RunAccessMixin, View):
         if not can_draft_card(request.user, run):
             raise PermissionDenied
         try:
-            actions.draft_model_card(run, actor=request.user)
-        except actions.ModelCardRefused as exc:
+            workflow_actions.draft_model_card(run, actor=request.user)
+        except workflow_actions.ModelCardRefused as exc:
             messages.error(request, str(exc))
             return redirect(run)
         return redirect(card_url(run.pk))
