@@ -96,9 +96,10 @@ def upload_dataset(actor, upload: EncryptedUpload, *, data_classes=(), **fields)
 
 
 def _enqueue_pii_profile(dataset_id: int) -> None:
-    from training.tasks import profile_dataset_pii
+    # By the task's name: the training app (above this one) owns it.
+    from celery import current_app
 
-    profile_dataset_pii.delay(dataset_id)
+    current_app.send_task("training.tasks.profile_dataset_pii", args=[dataset_id], queue="default")
 
 
 @transaction.atomic
@@ -106,9 +107,9 @@ def request_review_scan(actor, dataset: Dataset) -> None:
     audit(actor, "dataset.review_scan_requested", dataset, f"{actor} asked for a redaction review scan of “{dataset}”", {})
 
     def enqueue():
-        from training.tasks import scan_dataset_for_review
+        from celery import current_app
 
-        scan_dataset_for_review.delay(dataset.pk, actor.pk)
+        current_app.send_task("training.tasks.scan_dataset_for_review", args=[dataset.pk, actor.pk], queue="default")
 
     transaction.on_commit(enqueue, robust=True)
 

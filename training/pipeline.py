@@ -245,7 +245,7 @@ class PersonalValueIndex:
     them in generated text without the originals ever being stored in the clear or in a report."""
 
     def __init__(self):
-        from audits.engine.leakage import ValueIndex
+        from training.engine.pii.value_index import ValueIndex
 
         self.key = os.urandom(32)
         self.originals, self.surrogates = ValueIndex(self.key), ValueIndex(self.key)

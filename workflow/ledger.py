@@ -177,3 +177,8 @@ def budget_for(dataset, exclude_run_id: int | None = None) -> Budget:
         tightest = min(capped, key=lambda c: c.max_total_epsilon)
         budget = replace(budget, cap=tightest.max_total_epsilon, cap_class=tightest.name)
     return budget
+
+
+def dataset_page_context(dataset) -> dict:
+    """The budget for the dataset's page (registered in workflow.apps)."""
+    return {"budget": budget_for(dataset)}

@@ -160,17 +160,14 @@ def audit_strength(settings: dict, classes) -> dict:
     """The audit a request gets: each knob as the request asks (else the portal's default), raised
     to the strictest minimum of its data classes (as audits.runner does when the audit runs), and
     the canaries it plants."""
-    from django.conf import settings as django_settings
-
-    from audits.engine.audit import AuditConfig
+    from audits.actions import default_audit_config
     from training.runs import RunSettings
 
     try:
         canaries = RunSettings.from_dict(settings).canaries.count
     except ValueError:
         canaries = RunSettings().canaries.count
-    asked = {"candidates": django_settings.PROVENANT_AUDIT_CANDIDATES, "mia_sample": AuditConfig.mia_sample,
-             "extraction_sample": AuditConfig.extraction_sample, **((settings or {}).get("audit") or {})}
+    asked = {**default_audit_config(), **((settings or {}).get("audit") or {})}
     strength = {"canaries": canaries}
     for knob, field in m.DataClass.AUDIT_CONFIG_MINIMUMS.items():
         minimums = [getattr(c, field) for c in classes if getattr(c, field) is not None]

@@ -124,10 +124,10 @@ def test_pii_profile_is_computed_and_shown_on_the_dataset_page(engineer, privacy
 
 
 def test_upload_enqueues_the_pii_profile_on_the_default_queue_after_commit(engineer, django_capture_on_commit_callbacks):
-    with mock.patch("training.tasks.profile_dataset_pii.delay") as delay:
+    with mock.patch("celery.current_app.send_task") as send:
         with django_capture_on_commit_callbacks(execute=True):
             dataset = make_dataset(engineer, RECORDS)
-    delay.assert_called_once_with(dataset.pk)
+    send.assert_called_once_with("training.tasks.profile_dataset_pii", args=[dataset.pk], queue="default")
     from training.tasks import profile_dataset_pii
 
     assert profile_dataset_pii.queue == "default"
@@ -135,10 +135,10 @@ def test_upload_enqueues_the_pii_profile_on_the_default_queue_after_commit(engin
 
 def test_scan_button_enqueues_a_scan_for_the_owner(engineer, django_capture_on_commit_callbacks):
     dataset = make_dataset(engineer, RECORDS)
-    with mock.patch("training.tasks.scan_dataset_for_review.delay") as delay:
+    with mock.patch("celery.current_app.send_task") as send:
         with django_capture_on_commit_callbacks(execute=True):
             client_for(engineer).post(reverse("governance:dataset_review_scan", args=[dataset.pk]))
-    delay.assert_called_once_with(dataset.pk, engineer.pk)
+    send.assert_called_once_with("training.tasks.scan_dataset_for_review", args=[dataset.pk, engineer.pk], queue="default")
 
 
 def test_the_profile_counts_duplicates_over_every_record_for_the_policy(engineer):
