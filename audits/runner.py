@@ -119,17 +119,20 @@ def _epsilon_limit(run: TrainingRun, classes) -> dict:
     return {"value": value, "from": names}
 
 
-def _apply_request_limits(run: TrainingRun, chosen: dict) -> None:
-    """A request may set stricter limits than its data classes, never looser ones."""
-    from workflow.models import TrainingRequest
+# Stricter limits than the data classes', from the layers above (a training request's own limits,
+# registered by the workflow): functions of a run returning (threshold name, value, where from).
+# They may only tighten: a looser value is ignored.
+TIGHTER_LIMITS: list = []
 
-    request = TrainingRequest.objects.filter(run=run).first()
-    for name, value in ((request.audit_thresholds or {}).items() if request else ()):
-        if name not in THRESHOLD_FIELDS or value is None:
-            continue
-        current = chosen[name]["value"]
-        if current is None or value < current:
-            chosen[name] = {"value": value, "from": [f"training request “{request}”"]}
+
+def _apply_request_limits(run: TrainingRun, chosen: dict) -> None:
+    for source in TIGHTER_LIMITS:
+        for name, value, where in source(run):
+            if name not in THRESHOLD_FIELDS or value is None:
+                continue
+            current = chosen[name]["value"]
+            if current is None or value < current:
+                chosen[name] = {"value": value, "from": [where]}
 
 
 def verdict_for(report: dict, thresholds: dict, claimed_epsilon: float | None) -> dict:

@@ -12,7 +12,7 @@ from rest_framework.authtoken.models import Token
 
 from portal.roles import roles_of
 from governance.models import Attestation, DataProcessingAgreement, Dataset, DatasetState
-from governance.request_views import awaiting_decision_by
+from workflow.request_views import awaiting_decision_by
 
 EXPIRY_HORIZON_DAYS = 30
 

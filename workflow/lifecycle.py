@@ -133,3 +133,11 @@ def start_check(run: TrainingRun) -> list[str]:
     request = TrainingRequest.objects.filter(run=run).first()
     findings = policy.findings_for(request, at_start=True) if request is not None else policy.findings_for_run(run)
     return [f.message for f in findings if f.severity == "blocker"]
+
+
+def request_audit_limits(run: TrainingRun) -> list[tuple[str, float, str]]:
+    """A request's own audit limits, for the verdict (registered in audits.runner.TIGHTER_LIMITS)."""
+    request = TrainingRequest.objects.filter(run=run).first()
+    if request is None:
+        return []
+    return [(name, value, f"training request “{request}”") for name, value in (request.audit_thresholds or {}).items()]

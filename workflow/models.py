@@ -15,7 +15,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from governance.models import ComputeTarget, Dataset, RestrictedQuerySet, canonical_json
+from governance.models import ComputeTarget, DataClass, Dataset, RestrictedQuerySet, canonical_json
 from training.models import BaseModel, TrainingRun
 
 
@@ -143,7 +143,10 @@ class TrainingRequest(models.Model):
     def required_approvals(self) -> dict[str, int]:
         """Legal counsel and the privacy officer always; more for restricted or special-category
         data, or where a data class asks for more."""
-        classes = [c for d in self.datasets.all() for c in d.data_classes.all()]
+        if "datasets" in getattr(self, "_prefetched_objects_cache", {}):  # the inbox prefetches them
+            classes = [c for d in self.datasets.all() for c in d.data_classes.all()]
+        else:  # one query, however many datasets the request names
+            classes = list(DataClass.objects.filter(datasets__training_requests=self).distinct())
         extra = max([c.extra_approvals_required for c in classes] + [1 if any(c.high_risk for c in classes) else 0])
         return {"legal": 1, "privacy": 1, "additional": extra}
 

@@ -3,10 +3,12 @@ approve or reject, the approver's inbox. Thin: check access, call one action, re
 
 from __future__ import annotations
 
+from collections import Counter
+
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import F, Prefetch, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import ListView
@@ -36,13 +38,43 @@ def can_decide(request: wm.TrainingRequest, user) -> bool:
     return True
 
 
+class _Tallied:
+    """A request as `workflow.actions._approval_role` reads it, its missing approvals counted from
+    signatures already loaded rather than asked of the database again."""
+
+    def __init__(self, request: wm.TrainingRequest, missing: dict[str, int]):
+        self._request, self._missing = request, missing
+
+    def missing_approvals(self) -> dict[str, int]:
+        return self._missing
+
+    def __getattr__(self, name):
+        return getattr(self._request, name)
+
+
 def awaiting_decision_by(user) -> list[wm.TrainingRequest]:
-    """The approver's inbox: requests this user can still sign, oldest submission first."""
+    """The approver's inbox (its page and the dashboard): the requests this user can still sign,
+    oldest submission first, in a fixed number of queries however many wait. The
+    signatures on each candidate's current version come in one query, its data classes in a
+    prefetch, and the slot the user's role would fill is decided by the action's own rule."""
     if not user.has_perm("governance.decide_trainingrequest"):
         return []
+    on_current_version = wm.Approval.objects.filter(content_hash=F("request__content_hash"))
     candidates = (wm.TrainingRequest.objects.visible_to(user).filter(state__in=wm.AWAITING_DECISION_STATES)
-                  .exclude(requester=user).select_related("requester").order_by("submitted_at"))
-    return [r for r in candidates if can_decide(r, user)]
+                  .exclude(requester=user).select_related("requester").order_by("submitted_at")
+                  .prefetch_related("datasets__data_classes", Prefetch("approvals", on_current_version, to_attr="signatures")))
+    awaiting = []
+    for request in candidates:
+        if any(s.approver_id == user.pk for s in request.signatures):
+            continue  # one signature per person and version, a voided one included
+        given = Counter(s.role for s in request.signatures if s.voided_at is None and s.decision == wm.ApprovalDecision.APPROVE)
+        missing = {role: n - given[role] for role, n in request.required_approvals().items() if n > given[role]}
+        try:
+            actions._approval_role(_Tallied(request, missing), user)
+        except (actions.RequestRefused, PermissionError):
+            continue
+        awaiting.append(request)
+    return awaiting
 
 
 class DraftRequest:
