@@ -124,15 +124,14 @@ def main(argv=None) -> int:
             profile.runcall(evidence.render_pdf, facts, public_key_fingerprint(), public_key_pem())
             pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
         print(f"phases: gather {t1 - t0:.2f} s, WeasyPrint {t2 - t1:.2f} s ({pages} pages, {len(pdf) / 1024:.0f} KiB)", flush=True)
-        best, pack = None, None
+        best, pack, first = None, None, None
         for i in range(args.repeat):
             t = time.perf_counter()
             pack = audit_actions.build_pack(privacy[0], run)
             elapsed = time.perf_counter() - t
             print(f"build {i + 1}: {elapsed:.2f} s, {pack.pages} pages, zip {pack.size_bytes / 1024:.0f} KiB, "
-                  f"manifest {'identical' if i == 0 or pack.manifest == first else 'DIFFERENT'}", flush=True)
-            if i == 0:
-                first = pack.manifest
+                  f"manifest {'identical' if first is None or pack.manifest == first else 'DIFFERENT'}", flush=True)
+            first = first or pack.manifest
             best = elapsed if best is None else min(best, elapsed)
         data = evidence.read_pack_bytes(pack)
         if args.zip_out:

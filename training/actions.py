@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -13,6 +14,9 @@ from governance.trail import record_event
 from governance.models import Dataset
 from training import redaction
 from training.models import RedactionReview, ReviewDecision, ReviewReason
+
+if TYPE_CHECKING:  # annotations only: the engine loads inside the functions
+    from training.engine.redaction import RedactedRecord, Record
 
 
 def profile_dataset_pii(dataset: Dataset, sample_size: int | None = None, seed: int = 0) -> dict:

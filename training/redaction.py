@@ -5,7 +5,7 @@ web pages that import this module never detect anything themselves."""
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from django.conf import settings
 
@@ -13,6 +13,10 @@ from governance.ingest import iter_field_values, iter_records
 from governance.models import DataClass, Dataset, RedactionRuleKind
 from portal.vault import text_lines
 from training.models import PseudonymKey
+
+if TYPE_CHECKING:  # annotations only: the engine loads inside the functions
+    from training.engine.pii.detector import DetectorConfig
+    from training.engine.redaction import Record, RedactionPolicy
 
 
 def detector_config_for(data_classes: Iterable[DataClass]) -> "DetectorConfig":

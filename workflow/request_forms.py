@@ -169,8 +169,8 @@ def audit_strength(settings: dict, classes) -> dict:
         canaries = RunSettings().canaries.count
     asked = {**default_audit_config(), **((settings or {}).get("audit") or {})}
     strength = {"canaries": canaries}
-    for knob, field in m.DataClass.AUDIT_CONFIG_MINIMUMS.items():
-        minimums = [getattr(c, field) for c in classes if getattr(c, field) is not None]
+    for knob, minimum_field in m.DataClass.AUDIT_CONFIG_MINIMUMS.items():
+        minimums = [getattr(c, minimum_field) for c in classes if getattr(c, minimum_field) is not None]
         strength[knob] = max([asked[knob], *minimums])
     return strength
 

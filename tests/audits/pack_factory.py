@@ -22,7 +22,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from audits.models import AdapterAudit, AuditState
-from governance import actions
 from workflow import actions as workflow_actions
 from workflow.lifecycle import follow_run
 from governance.trail import record_event

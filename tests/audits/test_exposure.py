@@ -22,7 +22,7 @@ def test_an_impossible_rank_is_refused():
 
 
 def test_batched_log_perplexities_equal_one_sequence_at_a_time(tmp_path):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from audits.engine.exposure import log_perplexities

@@ -4,7 +4,6 @@ planted by secret coin flips, kept out of the manifest, guessed from the adapter
 
 import json
 import math
-import random
 import stat
 
 import numpy as np

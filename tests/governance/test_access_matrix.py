@@ -163,7 +163,6 @@ for prefix, model, readers, writers in [
 def _own_request(r):
     """The engineer's submitted training request, made the first time a row needs it."""
     if "request" not in r:
-        from governance import actions
         from workflow import actions as workflow_actions
 
         data = dict(title="Reply drafts", intended_use="Draft replies for agents.", base_model=r["run"].base_model,
@@ -286,7 +285,6 @@ def test_api_without_credentials_is_refused_everywhere(with_document):
 
 def test_other_engineers_dataset_is_invisible_until_shared(records, engineer, other_engineer):
     from governance import actions
-    from workflow import actions as workflow_actions
 
     url = reverse("governance:dataset_detail", args=[records["other_dataset"].pk])
     assert client_for(engineer).get(url).status_code == 404

@@ -1,7 +1,6 @@
 """Training runs through the portal's pipeline: accounted, canaried, encrypted, purged, cancellable."""
 
 import json
-import os
 import secrets
 import tempfile
 import time
@@ -16,7 +15,7 @@ from tests.conftest import client_for, make_dataset  # noqa: E402
 from training import runs  # noqa: E402
 from training.engine.model_files import describe_model  # noqa: E402
 from training.engine.tiny_base import build_tiny_base, generate_corpus  # noqa: E402
-from training.models import ArtifactKind, BaseModel, BaseModelSource, RunArtifact, RunState, TrainingRun  # noqa: E402
+from training.models import ArtifactKind, BaseModel, BaseModelSource, RunState, TrainingRun  # noqa: E402
 from training.pipeline import execute_run  # noqa: E402
 
 FAST = {"training": {"epochs": 1, "batch_size": 8, "max_length": 32, "accountant": "rdp", "target_epsilon": 8.0},
