@@ -6,7 +6,6 @@ import zipfile
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,9 +13,7 @@ from django.views import View
 
 from audits import actions
 from audits.models import AdapterAudit, AdapterRelease
-from governance.model_cards import model_card_readme
-from governance.models import ModelCard
-from training.models import ArtifactKind, TrainingRun
+from training.models import ArtifactKind, RunState, TrainingRun
 from training.views import RunAccessMixin
 
 
@@ -26,6 +23,21 @@ def can_request_audit(user, run: TrainingRun) -> bool:
 
 def can_download_adapter(user, run: TrainingRun) -> bool:
     return (run.created_by_id == user.pk or user.has_perm("audits.release_adapter")) and actions.adapter_is_released(run)
+
+
+# Sections of the training run's page (training.run_page; registered in audits.apps): a run is
+# audited, released and packed only once it has trained.
+
+def run_audits_section(request, run: TrainingRun) -> dict | None:
+    if run.state != RunState.SUCCEEDED:
+        return None
+    return {"audits": run.audits.select_related("requested_by"), "latest_release": AdapterRelease.latest_for(run),
+            "can_request_audit": can_request_audit(request.user, run),
+            "can_download_adapter": can_download_adapter(request.user, run)}
+
+
+def run_evidence_packs_section(request, run: TrainingRun) -> dict | None:
+    return {} if run.state == RunState.SUCCEEDED else None
 
 
 class DecisionForm(forms.Form):
@@ -108,6 +120,17 @@ class ReleaseDecisionView(RunAccessMixin, View):
         return redirect(latest or run)
 
 
+# Files other apps put beside the adapter in its zip: each a function of the run giving
+# {file name: text}. The model card's README comes from the workflow app, which sits above audits
+# and so registers it here (workflow.apps) rather than being imported.
+ADAPTER_ZIP_FILES: list = []
+
+
+def register_adapter_zip_files(files_for_run) -> None:
+    if files_for_run not in ADAPTER_ZIP_FILES:
+        ADAPTER_ZIP_FILES.append(files_for_run)
+
+
 class AdapterDownloadView(RunAccessMixin, View):
     """The released adapter in PEFT format, as a zip; every download is an audit event."""
 
@@ -123,9 +146,9 @@ class AdapterDownloadView(RunAccessMixin, View):
             archive.writestr("adapter/SHA256SUMS", "".join(f"{a.sha256}  {a.name}\n" for a in files))
             archive.writestr("adapter/base_model.json", json.dumps({"name": run.base_model.name, "weights": run.base_model.weight_hashes},
                                                                    indent=2, sort_keys=True))
-            card = ModelCard.objects.filter(run=run).first()
-            if card is not None:  # the model card, beside the adapter, as Hugging Face reads it
-                archive.writestr("adapter/README.md", model_card_readme(card))
+            for files_for_run in ADAPTER_ZIP_FILES:
+                for name, text in files_for_run(run).items():
+                    archive.writestr(f"adapter/{name}", text)
         actions.record_adapter_download(request.user, run)
         response = HttpResponse(buffer.getvalue(), content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-adapter.zip"'

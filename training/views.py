@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import ListView
 
-from training import actions, runs
+from training import actions, run_page, runs
 from training.models import ArtifactKind, RedactionReview, ReviewDecision, RunArtifact, TrainingRun
 
 
@@ -105,18 +105,17 @@ class RunListView(RunAccessMixin, ListView):
 
 class RunDetailView(RunAccessMixin, View):
     def get(self, request, pk):
-        from audits.models import AdapterRelease
-        from audits.views import can_download_adapter, can_request_audit
-
         run = self.get_run(pk)
-        template = "training/_run_progress.html" if request.htmx else "training/run_detail.html"
+        context = {"run": run, "stale": run.heartbeat_is_stale()}
+        if request.htmx:  # the progress poll: the sections below it do not change every 2 seconds
+            return render(request, "training/_run_progress.html", context)
         artifacts = run.artifacts.filter(deleted_at__isnull=True)
-        return render(request, template, {"run": run, "can_cancel": run.can_cancel(request.user), "artifacts": artifacts,
-                                          "curves": [a for a in artifacts if a.kind == ArtifactKind.CURVE],
-                                          "downloadable": set(DOWNLOADABLE_KINDS), "stale": run.heartbeat_is_stale(),
-                                          "audits": run.audits.all(), "latest_release": AdapterRelease.latest_for(run),
-                                          "can_request_audit": can_request_audit(request.user, run) and run.state == "succeeded",
-                                          "can_download_adapter": can_download_adapter(request.user, run)})
+        return render(request, "training/run_detail.html", {
+            **context, "can_cancel": run.can_cancel(request.user), "artifacts": artifacts,
+            "curves": [a for a in artifacts if a.kind == ArtifactKind.CURVE], "downloadable": set(DOWNLOADABLE_KINDS),
+            # audits, release, model card, evidence packs: from the apps above training (training.run_page)
+            "sections": run_page.render_sections(request, run),
+        })
 
 
 class RunCancelView(RunAccessMixin, View):
