@@ -234,7 +234,7 @@ def build_pack(actor, run: TrainingRun):
                          hashlib.sha256(rendered.manifest_bytes).hexdigest(), "files": rendered.manifest["files"],
                          "signature": pack.signature, "public_key_sha256": pack.public_key_fingerprint, "pages": pack.pages})
     except BaseException:
-        from portal.keys import blob_store
+        from governance.keys import blob_store
 
         blob_store().delete(blob_id)
         raise

@@ -35,7 +35,7 @@ from audits import verify
 from audits.models import AdapterAudit, AdapterRelease, AuditState, EvidencePack
 from governance.models import Attestation, AttestationKind, AuditEvent, DataCategory, DataProcessingAgreement, FineTuningUse, LawfulBasis, Regulation, Tier
 from workflow.models import Adversary, Approval, Audience, MODEL_CARD_SECTIONS, ModelCard, RequestState, TrainingRequest
-from portal.keys import blob_store, master_key, public_key_fingerprint, public_key_pem, signing_key
+from governance.keys import blob_store, master_key, public_key_fingerprint, public_key_pem, signing_key
 from training.models import ArtifactKind, TrainingRun
 
 FORMAT = verify.FORMAT

@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from audits import actions, evidence, sharing, verify
 from audits.models import EvidencePack
-from portal.keys import public_key_fingerprint, public_key_pem
+from governance.keys import public_key_fingerprint, public_key_pem
 from training.views import RunAccessMixin
 
 PACK_FIELD = "pack"

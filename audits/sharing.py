@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from audits.models import EvidencePack, PackShare
 from governance.trail import record_event
-from portal.roles import REGULATOR, has_role
+from governance.roles import REGULATOR, has_role
 
 
 class ShareRefused(ValueError):

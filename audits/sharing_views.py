@@ -13,7 +13,7 @@ from django.views import View
 
 from audits import sharing
 from audits.models import EvidencePack, PackShare
-from portal.roles import REGULATOR, has_role
+from governance.roles import REGULATOR, has_role
 
 
 class ShareForm(forms.Form):

@@ -66,7 +66,7 @@ def main(argv=None) -> int:
         from workflow import actions
         from governance.trail import record_event
         from governance.models import AuditEvent
-        from portal import roles
+        from governance import roles
         from tests.audits import pack_factory
         from tests.governance.request_factory import good_data_class, good_dataset, make_good_request
 
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
               f"in the excerpt ({AuditEvent.objects.count()} in the trail), {charts} charts", flush=True)
 
         # Phases of one build, then whole builds through the action.
-        from portal.keys import public_key_fingerprint, public_key_pem
+        from governance.keys import public_key_fingerprint, public_key_pem
 
         t0 = time.perf_counter()
         facts = evidence.gather(run, audit)

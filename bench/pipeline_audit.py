@@ -142,7 +142,7 @@ def main(argv=None) -> int:
         for folder in ("queue", "processed", "control"):
             (data_dir / "broker" / folder).mkdir(parents=True, exist_ok=True)
 
-        from portal import roles
+        from governance import roles
         from training import runs
         from training.engine.model_files import describe_model
         from training.engine.tiny_base import build_tiny_base, generate_corpus

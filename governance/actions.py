@@ -14,8 +14,8 @@ from governance import ingest, signals
 from governance.trail import record_event as audit
 from governance.models import AuditEvent, DataProcessingAgreement, Dataset, DatasetState
 from governance.uploads import EncryptedUpload
-from portal.keys import blob_store, master_key
-from portal.vault import text_lines
+from governance.keys import blob_store, master_key
+from governance.vault import text_lines
 
 
 def _verbose(instance) -> str:

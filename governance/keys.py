@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from portal.vault import BlobStore, MasterKey, load_master_key
+from governance.vault import BlobStore, MasterKey, load_master_key
 
 
 def data_dir() -> Path:
@@ -33,7 +33,7 @@ def _signing_key_for(keys_dir: Path, allow_generate: bool):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from portal.secrets import read_secret
+    from governance.secrets import read_secret
 
     def generate() -> str:
         return Ed25519PrivateKey.generate().private_bytes(

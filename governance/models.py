@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.keys import blob_store, master_key
+from governance.keys import blob_store, master_key
 
 
 # --------------------------------------------------------------------------- visibility

@@ -15,7 +15,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 
 from governance.ingest import EncryptingIngest, IngestError, IngestResult
-from portal.keys import blob_store, master_key
+from governance.keys import blob_store, master_key
 
 
 class RefuseUnexpectedUploadHandler(FileUploadHandler):

@@ -99,7 +99,7 @@ def load_master_key(keys_dir: Path, *, allow_generate: bool) -> MasterKey:
             raise KeyUnavailable(
                 "No master key: set PROVENANT_MASTER_KEY_FILE to a Tink AES256-GCM JSON keyset."
             )
-        from portal.secrets import write_private_file
+        from governance.secrets import write_private_file
 
         try:
             write_private_file(path, MasterKey.generate_json())

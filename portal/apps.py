@@ -7,6 +7,6 @@ class PortalConfig(AppConfig):
     verbose_name = "Provenant portal"
 
     def ready(self):
-        from portal.roles import sync_role_groups
+        from governance.roles import sync_role_groups
 
         post_migrate.connect(sync_role_groups, dispatch_uid="provenant-sync-role-groups")

@@ -20,8 +20,8 @@ from workflow import actions as workflow_actions
 from governance import models as m
 from workflow import models as wm
 from governance.uploads import UploadRule, encrypt_stream
-from portal import roles
-from portal.secrets import write_private_file
+from governance import roles
+from governance.secrets import write_private_file
 
 DEMO_USERS = [
     ("erin", "Erin Engineer", roles.ENGINEER),

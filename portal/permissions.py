@@ -1,6 +1,6 @@
 from rest_framework.permissions import BasePermission
 
-from portal.roles import roles_of
+from governance.roles import roles_of
 
 
 class HasAnyRole(BasePermission):

@@ -15,7 +15,7 @@ from pathlib import Path
 import dj_database_url
 from csp.constants import NONE, SELF
 
-from portal.secrets import read_secret
+from governance.secrets import read_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PROVENANT_ENV = os.environ.get("PROVENANT_ENV", "development")
@@ -85,7 +85,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "portal.roles.roles_context",
+                "governance.roles.roles_context",
             ],
         },
     },

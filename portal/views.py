@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.views.generic import TemplateView
 from rest_framework.authtoken.models import Token
 
-from portal.roles import roles_of
+from governance.roles import roles_of
 from governance.models import Attestation, DataProcessingAgreement, Dataset, DatasetState
 from workflow.request_views import awaiting_decision_by
 

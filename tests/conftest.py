@@ -14,7 +14,7 @@ from django.utils import timezone
 from governance import actions, audit_triggers
 from governance import models as m
 from governance.uploads import UploadRule, encrypt_stream
-from portal import roles
+from governance import roles
 
 
 @pytest.fixture(autouse=True)

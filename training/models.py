@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from governance.models import Dataset, RestrictedQuerySet
-from portal.keys import master_key
+from governance.keys import master_key
 
 
 class PseudonymKey(models.Model):
@@ -283,7 +283,7 @@ class RunArtifact(models.Model):
         return f"provenant:run-artifact:{blob_id}"
 
     def read_bytes(self) -> bytes:
-        from portal.keys import blob_store
+        from governance.keys import blob_store
 
         key = master_key().unwrap(self.wrapped_key, self.key_context(self.blob_id))
         with blob_store().open(self.blob_id) as ciphertext, key.decrypting(ciphertext) as plaintext:

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from portal.keys import blob_store, master_key
+from governance.keys import blob_store, master_key
 from training import redaction, runs
 from training.engine import train as engine_train
 from training.engine.model_files import sha256_file

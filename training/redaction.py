@@ -11,7 +11,7 @@ from django.conf import settings
 
 from governance.ingest import iter_field_values, iter_records
 from governance.models import DataClass, Dataset, RedactionRuleKind
-from portal.vault import text_lines
+from governance.vault import text_lines
 from training.models import PseudonymKey
 
 if TYPE_CHECKING:  # annotations only: the engine loads inside the functions

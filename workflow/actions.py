@@ -123,7 +123,7 @@ def submit_request(actor, request):
 
 def _approval_role(request, actor) -> str:
     """The slot this person's signature fills: their own role's first, then an additional one."""
-    from portal.roles import ADMIN, LEGAL, PRIVACY, roles_of
+    from governance.roles import ADMIN, LEGAL, PRIVACY, roles_of
 
     roles = roles_of(actor)
     missing = request.missing_approvals()

@@ -25,7 +25,7 @@ from audits.models import AdapterAudit, AuditState
 from workflow import actions as workflow_actions
 from workflow.lifecycle import follow_run
 from governance.trail import record_event
-from portal.keys import blob_store, master_key
+from governance.keys import blob_store, master_key
 from tests.governance.request_factory import make_good_request
 from training.models import ArtifactKind, RunArtifact, RunState, TrainingRun
 

@@ -15,7 +15,7 @@ from audits import actions, evidence
 from audits.models import EvidencePack, PackShare
 from audits.verify import PackUnreadable, verify_pack
 from governance.models import AuditEvent
-from portal.keys import public_key_fingerprint, public_key_pem
+from governance.keys import public_key_fingerprint, public_key_pem
 from tests.audits.pack_factory import audited_run
 from tests.conftest import client_for
 
@@ -38,7 +38,7 @@ def built(django_db_setup, django_db_blocker, tmp_path_factory):
     from django.db import transaction
     from django.test import override_settings
 
-    from portal import roles
+    from governance import roles
     from tests.conftest import _make_user
 
     data_dir = tmp_path_factory.mktemp("shared-pack") / "var"
@@ -177,8 +177,8 @@ def test_the_pdf_says_how_many_trail_events_were_left_out(audited, privacy, engi
 
 
 def test_the_signing_key_is_generated_0600_in_development_and_refused_in_production(settings, data_dir, monkeypatch):
-    from portal.keys import signing_key
-    from portal.secrets import MissingSecret
+    from governance.keys import signing_key
+    from governance.secrets import MissingSecret
 
     monkeypatch.delenv("PROVENANT_SIGNING_KEY", raising=False)
     monkeypatch.delenv("PROVENANT_SIGNING_KEY_FILE", raising=False)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from audits import sharing
 from audits.models import EvidencePack, PackShare
 from governance.models import AuditEvent
-from portal import roles
+from governance import roles
 from tests.conftest import _make_user, client_for, make_dataset
 from tests.governance.request_factory import good_base_model
 from training.runs import create_run

@@ -12,7 +12,7 @@ from governance import actions
 from governance import models as m
 from governance.ingest import IngestError
 from governance.uploads import encrypt_stream
-from portal.vault import KeyUnavailable
+from governance.vault import KeyUnavailable
 from tests.conftest import api_client_for, client_for, make_dataset, upload_rule
 
 MARKER = "ZEBRA-PLANTED-MARKER-7f3a9c"
@@ -82,7 +82,7 @@ def test_crypto_shredding_destroys_the_key_and_the_ciphertext(engineer, data_dir
     # The database no longer holds the wrapped key anywhere.
     assert not m.Dataset.objects.filter(wrapped_key=wrapped).exists()
     # The surviving backup copy cannot be opened without its key: a fresh key fails to decrypt it.
-    from portal.keys import master_key
+    from governance.keys import master_key
 
     other_key, _ = master_key().new_data_key(m.Dataset.key_context(dataset.blob_id))
     with pytest.raises(tink.TinkError):
@@ -104,7 +104,7 @@ def test_shredding_deletes_the_blob_after_commit(engineer, data_dir, django_capt
 def test_a_wrapped_key_cannot_open_another_datasets_blob(engineer):
     first = make_dataset(engineer, '{"text": "a"}\n', name="A")
     second = make_dataset(engineer, '{"text": "b"}\n', name="B")
-    from portal.keys import master_key
+    from governance.keys import master_key
 
     with pytest.raises(KeyUnavailable):  # the key is bound to its dataset by associated data
         master_key().unwrap(first.wrapped_key, m.Dataset.key_context(second.blob_id))

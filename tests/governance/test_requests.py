@@ -14,7 +14,7 @@ from workflow import actions
 from governance import models as m
 from governance.models import AuditEvent
 from workflow.models import Approval, RequestState, TrainingRequest
-from portal import roles
+from governance import roles
 from tests.conftest import make_record
 
 

@@ -23,7 +23,7 @@ from audits.models import AdapterAudit, AuditState
 from audits.sharing import share_pack
 from governance import actions as governance_actions
 from governance import models as m
-from portal import roles
+from governance import roles
 from tests.audits.pack_factory import audited_run, store_artifact
 from tests.audits.test_sharing import make_pack
 from tests.conftest import _make_user, client_for, make_dataset, make_dpa, make_record

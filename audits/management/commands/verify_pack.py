@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from audits.verify import PackUnreadable, verify_pack
-from portal.keys import public_key_fingerprint, public_key_pem
+from governance.keys import public_key_fingerprint, public_key_pem
 
 
 class Command(BaseCommand):
