@@ -3,7 +3,6 @@ in the same transaction; Celery work is enqueued on commit."""
 
 from __future__ import annotations
 
-import hashlib
 
 from django.conf import settings
 from django.db import transaction
@@ -205,38 +204,3 @@ def adapter_is_released(run: TrainingRun) -> bool:
 def record_adapter_download(actor, run: TrainingRun) -> None:
     record_event(actor, "adapter.downloaded", run, f"{actor} downloaded the adapter of run {run.pk}",
                 {"run": run.pk, "adapter": {a.name: a.sha256 for a in run.artifacts.filter(kind="adapter", deleted_at__isnull=True)}})
-
-
-# --------------------------------------------------------------------------- evidence packs
-
-
-def build_pack(actor, run: TrainingRun):
-    """Render, sign and encrypt an evidence pack of the run's latest completed audit (outside any
-    transaction: it takes seconds), then record it and its audit event in one transaction. `actor`
-    None: built by the pipeline."""
-    from audits import evidence
-    from audits.models import EvidencePack
-
-    if actor is not None and not actor.has_perm("audits.add_evidencepack"):
-        raise PermissionError("Only the privacy officer builds evidence packs.")
-    audit_item, rendered, seconds = evidence.timed_render(run)
-    blob_id, wrapped = evidence.store_zip(rendered.zip_bytes)
-    try:
-        with transaction.atomic():
-            pack = EvidencePack.objects.create(
-                run=run, audit=audit_item, created_by=actor, sha256=hashlib.sha256(rendered.zip_bytes).hexdigest(),
-                size_bytes=len(rendered.zip_bytes), blob_id=blob_id, wrapped_key=wrapped, manifest=rendered.manifest,
-                signature=rendered.signature_hex, public_key_fingerprint=rendered.fingerprint, pages=rendered.pages,
-                seconds=round(seconds, 3))
-            who = f"{actor} built" if actor else "Built after the audit:"
-            record_event(actor, "evidencepack.built", pack, f"{who} evidence pack {pack.pk} of run {run.pk} (audit {audit_item.pk})",
-                        {"run": run.pk, "audit": audit_item.pk, "sha256": pack.sha256, "manifest_sha256":
-                         hashlib.sha256(rendered.manifest_bytes).hexdigest(), "files": rendered.manifest["files"],
-                         "signature": pack.signature, "public_key_sha256": pack.public_key_fingerprint, "pages": pack.pages})
-    except BaseException:
-        from governance.keys import blob_store
-
-        blob_store().delete(blob_id)
-        raise
-    return pack
-

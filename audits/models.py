@@ -180,7 +180,7 @@ class EvidencePack(models.Model):
         return f"Evidence pack {self.pk} of run {self.run_id}"
 
     def get_absolute_url(self):
-        return reverse("audits:pack_detail", args=[self.pk])
+        return reverse("packs:pack_detail", args=[self.pk])
 
     @classmethod
     def narrow_visible(cls, queryset, user):

@@ -3,7 +3,7 @@ reading. Each action is atomic and writes its audit event in the same transactio
 
 What a regulator may open is decided in one place, `EvidencePack.objects.visible_to(user)`: a
 pack with a share to them that is neither revoked nor expired. The pack pages
-(`audits.pack_views`) call `record_pack_viewed` and `record_pack_downloaded`.
+(`workflow.pack_views`) call `record_pack_viewed` and `record_pack_downloaded`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from audits import pack_views, views
+from audits import views
 
 app_name = "audits"
 
@@ -11,14 +11,6 @@ urlpatterns = [
     path("runs/<int:pk>/audit/", views.AuditRequestView.as_view(), name="audit_request"),
     path("runs/<int:pk>/decision/", views.ReleaseDecisionView.as_view(), name="release_decision"),
     path("runs/<int:pk>/adapter.zip", views.AdapterDownloadView.as_view(), name="adapter_download"),
-    # Evidence packs
-    path("runs/<int:pk>/pack/", pack_views.PackBuildView.as_view(), name="pack_build"),
-    path("packs/", pack_views.PackListView.as_view(), name="pack_list"),
-    path("packs/<int:pk>/", pack_views.PackDetailView.as_view(), name="pack_detail"),
-    path("packs/<int:pk>/pack.zip", pack_views.PackDownloadView.as_view(), name="pack_download"),
-    path("signing-key/", pack_views.PublicKeyView.as_view(), name="public_key"),
-    path("signing-key.pem", pack_views.PublicKeyPemView.as_view(), name="public_key_pem"),
-    path("verify/", pack_views.VerifyPackView.as_view(), name="verify_pack"),
 ]
 
 from audits import sharing_views  # noqa: E402

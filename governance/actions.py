@@ -11,7 +11,7 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
 from governance import ingest, signals
-from governance.trail import record_event as audit
+from governance.trail import record_event
 from governance.models import AuditEvent, DataProcessingAgreement, Dataset, DatasetState
 from governance.uploads import EncryptedUpload
 from governance.keys import blob_store, master_key
@@ -26,7 +26,7 @@ def _verbose(instance) -> str:
 def create_record(actor, form):
     """Save a new record from a valid ModelForm (or serializer-built instance) and audit it."""
     instance = form.save()
-    audit(actor, f"{instance._meta.model_name}.created", instance,
+    record_event(actor, f"{instance._meta.model_name}.created", instance,
           f"{actor} created {_verbose(instance)} “{instance}”", {"after": instance.audit_snapshot()})
     return instance
 
@@ -39,7 +39,7 @@ def update_record(actor, instance, apply_changes):
     instance = apply_changes(instance) or instance
     after = type(instance).objects.get(pk=instance.pk).audit_snapshot()
     changed = {k: {"before": before.get(k), "after": after[k]} for k in after if before.get(k) != after[k] and k != "updated_at"}
-    audit(actor, f"{instance._meta.model_name}.updated", instance,
+    record_event(actor, f"{instance._meta.model_name}.updated", instance,
           f"{actor} changed {', '.join(changed) or 'nothing'} of {_verbose(instance)} “{instance}”", {"changes": changed})
     return instance
 
@@ -85,7 +85,7 @@ def upload_dataset(actor, upload: EncryptedUpload, *, data_classes=(), **fields)
             )
             dataset.data_classes.set(data_classes)
             upload.kept = True
-            audit(actor, "dataset.uploaded", dataset,
+            record_event(actor, "dataset.uploaded", dataset,
                   f"{actor} uploaded dataset “{dataset}” ({record_count} records, SHA-256 {dataset.sha256[:12]}…)",
                   {"after": dataset.audit_snapshot()})
             transaction.on_commit(lambda: _enqueue_pii_profile(dataset.pk), robust=True)
@@ -104,7 +104,7 @@ def _enqueue_pii_profile(dataset_id: int) -> None:
 
 @transaction.atomic
 def request_review_scan(actor, dataset: Dataset) -> None:
-    audit(actor, "dataset.review_scan_requested", dataset, f"{actor} asked for a redaction review scan of “{dataset}”", {})
+    record_event(actor, "dataset.review_scan_requested", dataset, f"{actor} asked for a redaction review scan of “{dataset}”", {})
 
     def enqueue():
         from celery import current_app
@@ -125,7 +125,7 @@ def shred_dataset(actor, dataset: Dataset, reason: str) -> Dataset:
         dataset.shredded_at = timezone.now()
         dataset.updated_at = dataset.shredded_at
         dataset.save(update_fields=["wrapped_key", "state", "shredded_at", "updated_at"])
-        audit(actor, "dataset.shredded", dataset,
+        record_event(actor, "dataset.shredded", dataset,
               f"{actor} crypto-shredded dataset “{dataset}”: its data key was destroyed",
               {"reason": reason, "sha256": dataset.sha256})
         blob_id = dataset.blob_id
@@ -158,7 +158,7 @@ def classify_dataset(actor, dataset: Dataset, data_classes) -> Dataset:
         return dataset
     dataset.updated_at = timezone.now()
     dataset.save(update_fields=["updated_at"])
-    audit(actor, "dataset.classified", dataset, f"{actor} classified dataset “{dataset}” as {', '.join(after) or 'nothing'}",
+    record_event(actor, "dataset.classified", dataset, f"{actor} classified dataset “{dataset}” as {', '.join(after) or 'nothing'}",
           {"before": before, "after": after})
     # The workflow re-opens the requests that name it: they were approved under the old classes.
     signals.dataset_classified.send(sender=Dataset, dataset=dataset, reason=f"the data classes of dataset “{dataset}” changed")
@@ -168,14 +168,14 @@ def classify_dataset(actor, dataset: Dataset, data_classes) -> Dataset:
 @transaction.atomic
 def share_dataset(actor, dataset: Dataset, with_user) -> None:
     assign_perm("governance.view_dataset", with_user, dataset)
-    audit(actor, "dataset.shared", dataset, f"{actor} shared dataset “{dataset}” with {with_user}",
+    record_event(actor, "dataset.shared", dataset, f"{actor} shared dataset “{dataset}” with {with_user}",
           {"user_id": with_user.pk, "username": with_user.username})
 
 
 @transaction.atomic
 def unshare_dataset(actor, dataset: Dataset, with_user) -> None:
     remove_perm("governance.view_dataset", with_user, dataset)
-    audit(actor, "dataset.unshared", dataset, f"{actor} stopped sharing dataset “{dataset}” with {with_user}",
+    record_event(actor, "dataset.unshared", dataset, f"{actor} stopped sharing dataset “{dataset}” with {with_user}",
           {"user_id": with_user.pk, "username": with_user.username})
 
 
@@ -189,7 +189,7 @@ def attach_dpa_document(actor, dpa: DataProcessingAgreement, upload: EncryptedUp
             dpa.document_size, dpa.updated_at = upload.ingest.size_bytes, timezone.now()
             dpa.save()
             upload.kept = True
-            audit(actor, "dataprocessingagreement.document_attached", dpa,
+            record_event(actor, "dataprocessingagreement.document_attached", dpa,
                   f"{actor} attached the signed document {dpa.document_name} to “{dpa}”",
                   {"sha256": dpa.document_sha256, "size_bytes": dpa.document_size, "replaced_blob": bool(old_blob)})
             if old_blob:
@@ -202,7 +202,7 @@ def attach_dpa_document(actor, dpa: DataProcessingAgreement, upload: EncryptedUp
 
 @transaction.atomic
 def record_download(actor, obj, what: str) -> None:
-    audit(actor, f"{obj._meta.model_name}.downloaded", obj, f"{actor} downloaded {what} of “{obj}”", {"what": what})
+    record_event(actor, f"{obj._meta.model_name}.downloaded", obj, f"{actor} downloaded {what} of “{obj}”", {"what": what})
 
 
 @transaction.atomic

@@ -262,7 +262,7 @@ def finish_demo_story(request):
     card.refresh_from_db()
     # The pack the regulator receives holds the approved card: build one if every pack predates it.
     pack = (EvidencePack.objects.filter(run=run, created_at__gte=card.approved_at).first()
-            or audit_actions.build_pack(privacy, run))
+            or workflow_actions.build_pack(privacy, run))
     if not pack.shares.filter(regulator=regulator).exists():
         share_pack(privacy, pack, regulator, note="The demo's evidence pack.")
     return pack

@@ -15,6 +15,7 @@ urlpatterns = [
     path("governance/", include("workflow.urls")),
     path("training/", include("training.urls")),
     path("audits/", include("audits.urls")),
+    path("audits/", include("workflow.pack_urls")),
     path("api/", include("governance.api.urls")),
     path("api/", include("workflow.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),

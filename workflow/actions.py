@@ -6,11 +6,13 @@ enqueues work with `transaction.on_commit`. What happens when a run or an audit 
 
 from __future__ import annotations
 
+import hashlib
+
 from django.db import transaction
 from django.utils import timezone
 
 from governance.models import Dataset
-from governance.trail import record_event as audit
+from governance.trail import record_event
 from workflow.models import AWAITING_DECISION_STATES, RequestState
 
 # --------------------------------------------------------------------------- training requests
@@ -61,7 +63,7 @@ def create_request(actor, data: dict, datasets, *, idempotency_key: str | None =
     datasets = _check_datasets(actor, datasets)
     request.save()
     request.datasets.set(datasets)
-    audit(actor, "trainingrequest.created", request, f"{actor} drafted training request “{request}”",
+    record_event(actor, "trainingrequest.created", request, f"{actor} drafted training request “{request}”",
           {"content": request.content()})
     return request
 
@@ -87,7 +89,7 @@ def update_request(actor, request, data: dict, datasets=None):
     voided = void_approvals(request, "the request was edited")
     request.state, request.content_hash, request.findings, request.updated_at = RequestState.DRAFT, "", [], timezone.now()
     request.save()
-    audit(actor, "trainingrequest.edited", request, f"{actor} edited training request “{request}”; back to draft"
+    record_event(actor, "trainingrequest.edited", request, f"{actor} edited training request “{request}”; back to draft"
           + (f", {voided} approval(s) voided" if voided else ""),
           {"changed": sorted(k for k in after if after[k] != before.get(k)), "voided_approvals": voided})
     return request
@@ -116,7 +118,7 @@ def submit_request(actor, request):
     request.findings, request.content_hash = findings, request.compute_content_hash()
     request.state, request.submitted_at, request.updated_at = RequestState.SUBMITTED, timezone.now(), timezone.now()
     request.save()
-    audit(actor, "trainingrequest.submitted", request, f"{actor} submitted training request “{request}” for approval",
+    record_event(actor, "trainingrequest.submitted", request, f"{actor} submitted training request “{request}” for approval",
           {"content_hash": request.content_hash, "findings": findings, "required_approvals": request.required_approvals()})
     return request
 
@@ -166,7 +168,7 @@ def decide_request(actor, request, decision: str, *, comment: str = "", conditio
     request.updated_at = timezone.now()
     request.save()
     verb = "approved" if decision == ApprovalDecision.APPROVE else "rejected"
-    audit(actor, f"trainingrequest.{verb}", request, f"{actor} ({approval.get_role_display()}) {verb} training request “{request}”",
+    record_event(actor, f"trainingrequest.{verb}", request, f"{actor} ({approval.get_role_display()}) {verb} training request “{request}”",
           {"content_hash": current, "role": role, "comment": comment, "conditions": conditions})
     if decision == ApprovalDecision.APPROVE and not request.missing_approvals():
         _dispatch(request)
@@ -185,16 +187,16 @@ def _dispatch(request) -> None:
     if not claimed:
         return
     request.refresh_from_db()
-    audit(None, "trainingrequest.fully_approved", request, f"Training request “{request}” has every approval it needs",
+    record_event(None, "trainingrequest.fully_approved", request, f"Training request “{request}” has every approval it needs",
           {"content_hash": request.content_hash, "approvals": list(request.valid_approvals().values_list("approver__username", flat=True))})
     blockers = [f for f in policy.findings_for(request) if f.severity == "blocker"]
     if blockers:  # something lapsed while the approvers read it: approved, but it does not train
-        audit(None, "trainingrequest.dispatch_refused", request, f"Training request “{request}” was not dispatched: a rule is broken",
+        record_event(None, "trainingrequest.dispatch_refused", request, f"Training request “{request}” was not dispatched: a rule is broken",
               {"blockers": [f.as_dict() for f in blockers]})
         return
     run = create_run(request.requester, request.base_model, request.datasets.all(), request.settings, queue=request.compute_target.celery_queue)
     TrainingRequest.objects.filter(pk=request.pk).update(run=run, state=RequestState.QUEUED)
-    audit(None, "trainingrequest.dispatched", request, f"Training request “{request}” queued as run {run.pk}", {"run": run.pk})
+    record_event(None, "trainingrequest.dispatched", request, f"Training request “{request}” queued as run {run.pk}", {"run": run.pk})
 
 
 @transaction.atomic
@@ -207,7 +209,7 @@ def withdraw_request(actor, request, reason: str = ""):
     void_approvals(request, "the request was withdrawn")
     request.state, request.updated_at = RequestState.WITHDRAWN, timezone.now()
     request.save()
-    audit(actor, "trainingrequest.withdrawn", request, f"{actor} withdrew training request “{request}”", {"reason": reason})
+    record_event(actor, "trainingrequest.withdrawn", request, f"{actor} withdrew training request “{request}”", {"reason": reason})
     return request
 
 
@@ -251,7 +253,7 @@ def draft_model_card(run, actor=None):
     card = ModelCard.objects.select_for_update().filter(run=run).first()
     if card is None:
         card = ModelCard.objects.create(run=run, facts=facts, sections=model_cards.draft_sections(run, facts))
-        audit(actor, "modelcard.drafted", card, f"{who} drafted the model card of run {run.pk}",
+        record_event(actor, "modelcard.drafted", card, f"{who} drafted the model card of run {run.pk}",
               {"run": run.pk, "audit": (facts["audit"] or {}).get("id"), "content_hash": card.compute_content_hash()})
         return card
     if card.facts == facts:
@@ -265,7 +267,7 @@ def draft_model_card(run, actor=None):
     card.state, card.approved_by, card.approved_at, card.content_hash = ModelCardState.DRAFT, None, None, ""
     card.updated_at = timezone.now()
     card.save()
-    audit(actor, "modelcard.facts_refreshed", card,
+    record_event(actor, "modelcard.facts_refreshed", card,
           f"{who} refreshed the figures of the model card of run {run.pk}" + ("; its approval is void" if was_approved else ""),
           {"run": run.pk, "audit": (facts["audit"] or {}).get("id"), "edited_sections_kept": kept,
            "approval_voided": was_approved, "content_hash": card.compute_content_hash()})
@@ -297,7 +299,7 @@ def edit_model_card(actor, card, sections: dict):
     card.state, card.approved_by, card.approved_at, card.content_hash = ModelCardState.DRAFT, None, None, ""
     card.updated_at = timezone.now()
     card.save()
-    audit(actor, "modelcard.edited", card,
+    record_event(actor, "modelcard.edited", card,
           f"{actor} edited the model card of run {card.run_id} ({', '.join(model_cards.SECTION_LABELS[k] for k in changed)})"
           + ("; back to draft, its approval is void" if was_approved else ""),
           {"changed": changed, "approval_voided": was_approved, "content_hash": card.compute_content_hash()})
@@ -325,6 +327,41 @@ def approve_model_card(actor, card, seen_hash: str):
     card.state, card.content_hash, card.approved_by, card.approved_at = ModelCardState.APPROVED, current, actor, timezone.now()
     card.updated_at = card.approved_at
     card.save()
-    audit(actor, "modelcard.approved", card, f"{actor} approved the model card of run {card.run_id}",
+    record_event(actor, "modelcard.approved", card, f"{actor} approved the model card of run {card.run_id}",
           {"content_hash": current, "run": card.run_id, "audit": card.facts["audit"].get("id")})
     return card
+
+
+# --------------------------------------------------------------------------- evidence packs
+
+
+def build_pack(actor, run):
+    """Render, sign and encrypt an evidence pack of the run's latest completed audit (outside any
+    transaction: it takes seconds), then record it and its audit event in one transaction. `actor`
+    None: built by the pipeline."""
+    from audits.models import EvidencePack
+    from workflow import evidence
+
+    if actor is not None and not actor.has_perm("audits.add_evidencepack"):
+        raise PermissionError("Only the privacy officer builds evidence packs.")
+    audit_item, rendered, seconds = evidence.timed_render(run)
+    blob_id, wrapped = evidence.store_zip(rendered.zip_bytes)
+    try:
+        with transaction.atomic():
+            pack = EvidencePack.objects.create(
+                run=run, audit=audit_item, created_by=actor, sha256=hashlib.sha256(rendered.zip_bytes).hexdigest(),
+                size_bytes=len(rendered.zip_bytes), blob_id=blob_id, wrapped_key=wrapped, manifest=rendered.manifest,
+                signature=rendered.signature_hex, public_key_fingerprint=rendered.fingerprint, pages=rendered.pages,
+                seconds=round(seconds, 3))
+            who = f"{actor} built" if actor else "Built after the audit:"
+            record_event(actor, "evidencepack.built", pack, f"{who} evidence pack {pack.pk} of run {run.pk} (audit {audit_item.pk})",
+                        {"run": run.pk, "audit": audit_item.pk, "sha256": pack.sha256, "manifest_sha256":
+                         hashlib.sha256(rendered.manifest_bytes).hexdigest(), "files": rendered.manifest["files"],
+                         "signature": pack.signature, "public_key_sha256": pack.public_key_fingerprint, "pages": pack.pages})
+    except BaseException:
+        from governance.keys import blob_store
+
+        blob_store().delete(blob_id)
+        raise
+    return pack
+

@@ -99,8 +99,7 @@ def on_audit_finished(sender, audit: AdapterAudit, **kwargs) -> None:
 
 
 def after_audit(run_id: int) -> None:
-    from audits.actions import build_pack
-    from workflow.actions import draft_model_card
+    from workflow.actions import build_pack, draft_model_card
 
     run = TrainingRun.objects.get(pk=run_id)
     draft_model_card(run)

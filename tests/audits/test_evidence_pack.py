@@ -11,7 +11,7 @@ import zipfile
 import pytest
 from pypdf import PdfReader
 
-from audits import actions, evidence
+from workflow import actions, evidence
 from audits.models import EvidencePack, PackShare
 from audits.verify import PackUnreadable, verify_pack
 from governance.models import AuditEvent

@@ -327,7 +327,7 @@ def test_the_audit_page_presents_the_attacks_epsilon_figure_as_descriptive_and_s
 
 
 def test_the_evidence_pack_says_inconclusive_and_which_checks_were_not_tested(audited, privacy):
-    from audits import actions, evidence
+    from workflow import actions, evidence
     from tests.audits.test_evidence_pack import members, pdf_text
 
     inconclusive_audit(audited)

@@ -14,7 +14,8 @@ import pytest
 pytest.importorskip("torch")
 
 from governance import actions  # noqa: E402
-from governance.models import AuditEvent, TrainingRequest  # noqa: E402
+from governance.models import AuditEvent  # noqa: E402
+from workflow.models import TrainingRequest  # noqa: E402
 from workflow.models import RequestState
 from tests.conftest import make_dataset  # noqa: E402
 from tests.governance.test_requests import request_data, setup  # noqa: E402,F401

@@ -9,7 +9,8 @@ from django.core.management import call_command
 pytest.importorskip("torch")
 
 from audits.models import EvidencePack  # noqa: E402
-from governance.models import AuditEvent, TrainingRequest  # noqa: E402
+from governance.models import AuditEvent  # noqa: E402
+from workflow.models import TrainingRequest  # noqa: E402
 from workflow.models import ModelCard, RequestState
 from portal import demo  # noqa: E402
 from tests.training.test_runs import _quiet_heartbeat, tiny_base_dir  # noqa: E402,F401

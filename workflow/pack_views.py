@@ -14,7 +14,8 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
-from audits import actions, evidence, sharing, verify
+from audits import sharing, verify
+from workflow import actions, evidence
 from audits.models import EvidencePack
 from governance.keys import public_key_fingerprint, public_key_pem
 from training.views import RunAccessMixin
