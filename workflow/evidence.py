@@ -16,20 +16,14 @@ is `audits.verify` (standard library and `cryptography` only).
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import datetime as dt
 import hashlib
 import io
 import json
-import os
 import time
 import zipfile
 from dataclasses import dataclass
-from importlib import metadata
 
-from django.conf import settings
-from django.template.loader import render_to_string
 
 from audits import verify
 from audits.models import AdapterAudit, AdapterRelease, AuditState, EvidencePack
@@ -37,6 +31,7 @@ from governance.models import Attestation, AttestationKind, AuditEvent, DataCate
 from workflow.models import Adversary, Approval, Audience, MODEL_CARD_SECTIONS, ModelCard, RequestState, TrainingRequest
 from governance.keys import blob_store, master_key, public_key_fingerprint, public_key_pem, signing_key
 from training.models import ArtifactKind, TrainingRun
+from workflow.evidence_pdf import REGULATORY_MAP, SECTIONS, TITLES, portal_facts, render_pdf, trail_entries  # noqa: F401 - the pack's API
 
 FORMAT = verify.FORMAT
 MAX_TRAIL_EVENTS = 5000
@@ -53,50 +48,25 @@ DECISION_ACTIONS = frozenset({
     "modelcard.approved",
 })
 
-# (anchor, title): the order of the report. Tests and the contents page read this list.
-SECTIONS = (
-    ("verdict", "Verdict summary"),
-    ("request", "Training request and threat model"),
-    ("data", "Data classes and datasets"),
-    ("processors", "Processors, DPAs and attestations"),
-    ("findings", "Policy findings"),
-    ("approvals", "Approvals"),
-    ("redaction", "Redaction report"),
-    ("training", "Training configuration and DP accounting"),
-    ("audit", "Audit results"),
-    ("utility", "Utility"),
-    ("model_card", "Model card"),
-    ("artifacts", "Artifact hashes"),
-    ("trail", "Audit-trail excerpt"),
-    ("verification", "Signature and verification"),
-    ("appendix", "Appendix: GDPR Art. 30 and 35, EU AI Act Annex IV"),
-)
-TITLES = dict(SECTIONS)
+README = """Provenant evidence pack for training run {run}
+================================================
 
-# Requirement -> the sections of this pack that answer it ("" where the pack does not).
-REGULATORY_MAP = (
-    ("GDPR Art. 30(1)(a)", "Name and contact details of the controller (and DPO)", ["verification"], "The portal that signed the pack."),
-    ("GDPR Art. 30(1)(b)", "Purposes of the processing", ["request"], ""),
-    ("GDPR Art. 30(1)(c)", "Categories of data subjects and of personal data", ["data"], ""),
-    ("GDPR Art. 30(1)(d)", "Categories of recipients", ["processors"], ""),
-    ("GDPR Art. 30(1)(e)", "Transfers to third countries and their safeguards", ["processors"], "Processing regions and transfer terms of each DPA."),
-    ("GDPR Art. 30(1)(f)", "Time limits for erasure", ["data", "training"], "Retention of each data class; purge of the plaintext scratch."),
-    ("GDPR Art. 30(1)(g)", "Technical and organisational security measures (Art. 32)", ["redaction", "training", "artifacts", "processors"], ""),
-    ("GDPR Art. 35(7)(a)", "Systematic description of the processing and its purposes", ["request", "data", "training"], ""),
-    ("GDPR Art. 35(7)(b)", "Necessity and proportionality", ["request", "data", "findings"], "Intended and out-of-scope uses, lawful basis, policy findings."),
-    ("GDPR Art. 35(7)(c)", "Assessment of the risks to data subjects", ["request", "audit"], "Threat model; memorisation and membership attacks."),
-    ("GDPR Art. 35(7)(d)", "Measures to address the risks", ["redaction", "training", "approvals", "verdict"], "Redaction, differential privacy, sign-off, release gate."),
-    ("GDPR Art. 35(2)", "Advice of the data protection officer", ["approvals"], "The privacy officer's approval."),
-    ("AI Act Annex IV(1)", "General description of the AI system", ["request", "model_card"], ""),
-    ("AI Act Annex IV(2)", "Elements and development process: data, training, validation and testing", ["data", "redaction", "training", "audit", "approvals"], ""),
-    ("AI Act Annex IV(3)", "Monitoring, functioning and control: capabilities and limitations", ["model_card", "audit", "utility"], ""),
-    ("AI Act Annex IV(4)", "Appropriateness of the performance metrics", ["audit", "utility"], ""),
-    ("AI Act Annex IV(5)", "Risk management system (Art. 9)", ["request", "findings", "verdict"], ""),
-    ("AI Act Annex IV(6)", "Relevant changes made through the lifecycle", ["trail"], ""),
-    ("AI Act Annex IV(7)", "Harmonised standards applied", [], "Not claimed by this pack."),
-    ("AI Act Annex IV(8)", "EU declaration of conformity", [], "Not part of this pack."),
-    ("AI Act Annex IV(9)", "Post-market monitoring plan", [], "Outside the portal; not part of this pack."),
-)
+report.pdf      the evidence report
+results.json    the same facts, machine-readable (sorted keys, UTF-8)
+public_key.pem  the portal's Ed25519 public key (SubjectPublicKeyInfo PEM), fingerprint
+                SHA-256(raw key) = {fingerprint}
+manifest.json   canonical JSON: the SHA-256 of every other file, the run, the time of the
+                newest input ("created"), the portal
+signature.sig   the Ed25519 signature over the exact bytes of manifest.json, in hex
+
+To verify, with Python 3 and the `cryptography` package, against the public key published on
+the portal (not the copy in this zip):
+
+    python -m audits.verify THIS.zip --public-key portal-public-key.pem
+
+or by hand: check signature.sig over manifest.json with the key, then `sha256sum` each file and
+compare with manifest.json; no other file may be present.
+"""
 
 
 class PackRefused(ValueError):
@@ -141,27 +111,6 @@ def _user(user) -> dict | None:
 
 def latest_completed_audit(run: TrainingRun) -> AdapterAudit | None:
     return run.audits.filter(state=AuditState.COMPLETED).order_by("-finished_at", "-pk").first()
-
-
-def _svg_uri(svg: str | bytes | None) -> str | None:
-    if not svg:
-        return None
-    data = svg.encode("utf-8") if isinstance(svg, str) else svg
-    return "data:image/svg+xml;base64," + base64.b64encode(data).decode("ascii")
-
-
-def _portal() -> dict:
-    try:
-        version = metadata.version("provenant")
-    except metadata.PackageNotFoundError:
-        version = "unknown"
-    try:
-        renderer = f"weasyprint {metadata.version('weasyprint')}"
-    except metadata.PackageNotFoundError:
-        renderer = "weasyprint"
-    # The renderer's version is an input too: the same records give the same PDF on the same renderer and fonts.
-    return {"name": getattr(settings, "PROVENANT_PORTAL_NAME", "Provenant"), "version": version, "renderer": renderer,
-            "public_key_sha256": public_key_fingerprint()}
 
 
 def _trail(run: TrainingRun, request, audits, releases, card, datasets) -> tuple[list[AuditEvent], int]:
@@ -362,112 +311,6 @@ def gather(run: TrainingRun, audit: AdapterAudit) -> dict:
     }
 
 
-# --------------------------------------------------------------------------- rendering
-
-
-def _pretty(value) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
-
-
-def _flatten(prefix: str, value, rows: list) -> None:
-    if isinstance(value, dict) and value:
-        for k in sorted(value):
-            _flatten(f"{prefix}.{k}" if prefix else str(k), value[k], rows)
-    else:
-        rows.append((prefix, value if not isinstance(value, (list, dict)) else json.dumps(value, ensure_ascii=False)))
-
-
-TRAIL_WIDTH = 118  # characters of DejaVu Sans Mono at 6.8 pt in the A4 text width (about 122 fit)
-
-
-def trail_entries(events: list[dict]) -> list[str]:
-    """Each event as a few lines of fixed-width text. The trail can run to thousands of events: one
-    preformatted block per event lays out several times faster in WeasyPrint than table rows."""
-    import textwrap
-
-    indent = " " * 8
-    entries = []
-    for e in events:
-        head = f"#{e['sequence']:<6} {e['occurred_at'][:19].replace('T', ' ')}  {e['actor_username']}  {e['action']}  {e['object_type']}:{e['object_id']}"
-        lines = textwrap.wrap(head, TRAIL_WIDTH, subsequent_indent=indent, break_on_hyphens=False)
-        lines += textwrap.wrap(e["summary"], TRAIL_WIDTH, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False)
-        lines += [f"{indent}hash {e['hash']}", f"{indent}prev {e['prev_hash']}"]
-        entries.append("\n".join(lines))
-    return entries
-
-
-def render_pdf(facts: dict, fingerprint: str, pem: str) -> tuple[bytes, int]:
-    from weasyprint import HTML
-    from weasyprint.urls import URLFetcher
-
-    charts = facts["_charts"]
-    config_rows: list = []
-    _flatten("", facts["training"]["config"], config_rows)
-    result_rows: list = []
-    _flatten("", facts["training"]["result"], result_rows)
-    report = facts["audit"]["report"] or {}
-    redaction = facts["redaction"] or {}
-    names = {str(d["id"]): f'{d["name"]} (#{d["id"]})' for d in facts["datasets"]}
-    card_rows: list = []
-    if facts["model_card"]:
-        _flatten("", facts["model_card"]["facts"], card_rows)
-    context = {
-        "f": facts, "sections": SECTIONS, "titles": TITLES, "regulatory_map": [
-            {"ref": ref, "what": what, "sections": [(a, TITLES[a]) for a in anchors], "note": note} for ref, what, anchors, note in REGULATORY_MAP],
-        "fingerprint": fingerprint, "pem": pem, "report": report,
-        "config_rows": config_rows, "result_rows": result_rows,
-        "redaction_datasets": [(names.get(str(pk), f"#{pk}"), rep) for pk, rep in sorted((redaction.get("datasets") or {}).items())],
-        "card_fact_rows": card_rows, "portal": _portal(), "trail": trail_entries(facts["audit_trail"]["events"]),
-        "chart_roc": _svg_uri(charts.get("audit:roc")), "chart_exposure": _svg_uri(charts.get("audit:exposure")),
-        "chart_epsilon": _svg_uri(charts.get("run:epsilon.svg")), "chart_loss": _svg_uri(charts.get("run:loss.svg")),
-        "other_charts": [(k, _svg_uri(v)) for k, v in sorted(charts.items()) if k not in ("audit:roc", "audit:exposure", "run:epsilon.svg", "run:loss.svg")],
-        "request_settings": _pretty(facts["request"]["settings"]) if facts["request"] else "",
-        "settings_as_run": bool(facts["request"]) and facts["request"]["settings"] == facts["training"]["config"],
-    }
-    html = render_to_string("audits/pack/report.html", context)
-    # Only data: URIs resolve: no file, no network, whatever a stored SVG or a template might name.
-    document = HTML(string=html, base_url="data:,", url_fetcher=URLFetcher(allowed_protocols={"data"})).render()
-    with _fixed_font_timestamps(facts["created"]):
-        return document.write_pdf(), len(document.pages)
-
-
-@contextlib.contextmanager
-def _fixed_font_timestamps(created: str):
-    """Without HarfBuzz's subsetter, WeasyPrint subsets fonts with fontTools, which stamps each
-    subset with the time of saving: the same facts would give a different PDF every second. The
-    reproducible-builds convention that fontTools honours pins that stamp to the pack's own date."""
-    previous = os.environ.get("SOURCE_DATE_EPOCH")
-    os.environ["SOURCE_DATE_EPOCH"] = str(int(dt.datetime.fromisoformat(created).timestamp()))
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("SOURCE_DATE_EPOCH", None)
-        else:
-            os.environ["SOURCE_DATE_EPOCH"] = previous
-
-
-README = """Provenant evidence pack for training run {run}
-================================================
-
-report.pdf      the evidence report
-results.json    the same facts, machine-readable (sorted keys, UTF-8)
-public_key.pem  the portal's Ed25519 public key (SubjectPublicKeyInfo PEM), fingerprint
-                SHA-256(raw key) = {fingerprint}
-manifest.json   canonical JSON: the SHA-256 of every other file, the run, the time of the
-                newest input ("created"), the portal
-signature.sig   the Ed25519 signature over the exact bytes of manifest.json, in hex
-
-To verify, with Python 3 and the `cryptography` package, against the public key published on
-the portal (not the copy in this zip):
-
-    python -m audits.verify THIS.zip --public-key portal-public-key.pem
-
-or by hand: check signature.sig over manifest.json with the key, then `sha256sum` each file and
-compare with manifest.json; no other file may be present.
-"""
-
-
 def _zip(files: dict[str, bytes], created: str) -> bytes:
     stamp = dt.datetime.fromisoformat(created.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
     date_time = (max(stamp.year, 1980), stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second)
@@ -495,7 +338,7 @@ def render_pack(run: TrainingRun, audit: AdapterAudit) -> RenderedPack:
         "README.txt": README.format(run=run.pk, fingerprint=fingerprint).encode("utf-8"),
     }
     manifest = {
-        "format": FORMAT, "created": facts["created"], "run": run.pk, "audit": audit.pk, "portal": _portal(),
+        "format": FORMAT, "created": facts["created"], "run": run.pk, "audit": audit.pk, "portal": portal_facts(),
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
         "signature": {"algorithm": "Ed25519", "encoding": "hex", "over": verify.MANIFEST, "public_key_sha256": fingerprint},
     }
