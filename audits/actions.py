@@ -137,7 +137,7 @@ def reap_dead_audits(this_worker: str | None, now=None) -> list[int]:
 
 
 def _latest_completed_audit(run: TrainingRun) -> AdapterAudit:
-    item = run.audits.filter(state=AuditState.COMPLETED).first()
+    item = AdapterAudit.latest_completed(run)
     if item is None:
         raise ReleaseRefused("The adapter has no completed audit yet: it can be released or blocked only on an audit's evidence.")
     return item

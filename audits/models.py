@@ -78,6 +78,12 @@ class AdapterAudit(models.Model):
     def narrow_visible(cls, queryset, user):
         return queryset.filter(run__in=TrainingRun.objects.visible_to(user))
 
+    @classmethod
+    def latest_completed(cls, run) -> "AdapterAudit | None":
+        """The audit the run is judged on: of its completed audits, the one that finished last.
+        The one definition: release, model card, evidence pack and pages all ask here."""
+        return run.audits.filter(state=AuditState.COMPLETED).order_by("-finished_at", "-created_at", "-pk").first()
+
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_AUDIT_STATES

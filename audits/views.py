@@ -58,7 +58,7 @@ class AuditDetailView(AuditAccessMixin, View):
         run = item.run
         return render(request, template, {
             "audit": item, "run": run, "report": item.report, "latest_release": AdapterRelease.latest_for(run),
-            "can_decide": request.user.has_perm("audits.release_adapter") and item.state == "completed" and item == run.audits.filter(state="completed").first(),
+            "can_decide": request.user.has_perm("audits.release_adapter") and item.state == "completed" and item == AdapterAudit.latest_completed(run),
             "form": DecisionForm(), "curves": run.artifacts.filter(kind=ArtifactKind.CURVE, deleted_at__isnull=True),
         })
 
@@ -104,7 +104,7 @@ class ReleaseDecisionView(RunAccessMixin, View):
         if not request.user.has_perm("audits.release_adapter"):
             raise PermissionDenied
         form = DecisionForm(request.POST)
-        latest = run.audits.filter(state="completed").first()
+        latest = AdapterAudit.latest_completed(run)
         if not form.is_valid():
             messages.error(request, "Choose to release or to block.")
             return redirect(latest or run)

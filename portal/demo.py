@@ -243,14 +243,14 @@ def finish_demo_story(request):
     the adapter if its audit passed (blocks it otherwise, saying why: failed or inconclusive),
     builds the evidence pack and shares it with Rory, the demo regulator."""
     from audits import actions as audit_actions
-    from audits.models import AdapterRelease, AuditState, EvidencePack
+    from audits.models import AdapterAudit, AdapterRelease, EvidencePack
     from audits.sharing import share_pack
     from workflow.models import ModelCard, ModelCardState
 
     User = get_user_model()
     privacy, regulator = User.objects.get(username="priya"), User.objects.get(username="rory")
     run = request.run
-    audit = run.audits.filter(state=AuditState.COMPLETED).first()
+    audit = AdapterAudit.latest_completed(run)
     card = ModelCard.objects.filter(run=run).first() or workflow_actions.draft_model_card(run)
     if card.state != ModelCardState.APPROVED:
         workflow_actions.approve_model_card(privacy, card, card.compute_content_hash())

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 
 from audits import verify
-from audits.models import AdapterAudit, AdapterRelease, AuditState, EvidencePack
+from audits.models import AdapterAudit, AdapterRelease, EvidencePack
 from governance.models import Attestation, AttestationKind, AuditEvent, DataCategory, DataProcessingAgreement, FineTuningUse, LawfulBasis, Regulation, Tier
 from workflow.models import Adversary, Approval, Audience, MODEL_CARD_SECTIONS, ModelCard, RequestState, TrainingRequest
 from governance.keys import blob_store, master_key, public_key_fingerprint, public_key_pem, signing_key
@@ -110,7 +110,7 @@ def _user(user) -> dict | None:
 
 
 def latest_completed_audit(run: TrainingRun) -> AdapterAudit | None:
-    return run.audits.filter(state=AuditState.COMPLETED).order_by("-finished_at", "-pk").first()
+    return AdapterAudit.latest_completed(run)
 
 
 def _trail(run: TrainingRun, request, audits, releases, card, datasets) -> tuple[list[AuditEvent], int]:

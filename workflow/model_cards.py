@@ -26,7 +26,7 @@ def facts_for(run) -> dict:
     """What the card states as measured: the base model, the adapter, the DP guarantee the
     accountant computed for the steps taken, the redaction statistics and the latest completed
     audit. Values only (JSON), never a record or a secret."""
-    from audits.models import AuditState
+    from audits.models import AdapterAudit
     from training.models import ArtifactKind
 
     base = run.base_model
@@ -36,7 +36,7 @@ def facts_for(run) -> dict:
     adapter = {a.name: a.sha256 for a in run.artifacts.filter(kind=ArtifactKind.ADAPTER, deleted_at__isnull=True)}
     if not adapter:
         adapter = ((manifest.get("hashes") or {}).get("adapter")) or {}
-    latest = run.audits.filter(state=AuditState.COMPLETED).order_by("-finished_at", "-created_at", "-pk").first()
+    latest = AdapterAudit.latest_completed(run)
     return {
         "run": {
             "id": run.pk, "job_id": str(run.job_id), "engineer": run.created_by.get_username(),
