@@ -213,8 +213,12 @@ class TrainingRun(models.Model):
     def can_browse(cls, user) -> bool:
         return user.is_authenticated and (user.has_perm("training.view_trainingrun") or user.has_perm("governance.add_dataset"))
 
+    def may_be_cancelled_by(self, user) -> bool:
+        return self.created_by_id == user.pk or user.has_perm("training.cancel_any_run")
+
     def can_cancel(self, user) -> bool:
-        return self.is_active and (self.created_by_id == user.pk or user.has_perm("training.cancel_any_run"))
+        """Whether the page shows the button (the rule itself: training.runs.check_cancel)."""
+        return self.is_active and self.may_be_cancelled_by(user)
 
     @property
     def is_active(self) -> bool:

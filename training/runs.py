@@ -183,13 +183,21 @@ def enqueue_run(run: TrainingRun, queue: str = "gpu") -> None:
     TrainingRun.objects.filter(pk=run.pk).update(celery_task_id=result.id)
 
 
+def check_cancel(actor, run: TrainingRun) -> None:
+    """The one cancel rule, for pages, API, CLI and requests alike: an ended run cannot be
+    cancelled (ValueError); only whoever started it, or whoever may cancel any run, may."""
+    if not run.is_active:
+        raise ValueError(f"Run {run.pk} has already ended ({run.get_state_display().lower()}).")
+    if not run.may_be_cancelled_by(actor):
+        raise PermissionError("Only whoever started the run (the requester), or a privacy officer, cancels it.")
+
+
 @transaction.atomic
 def request_cancel(actor, run: TrainingRun) -> TrainingRun:
     """A queued run is cancelled at once; a running one stops at its next step (the flag works on
     every broker, unlike revoke) and then purges its scratch."""
     run = TrainingRun.objects.select_for_update().get(pk=run.pk)
-    if not run.is_active:
-        raise ValueError(f"Run {run.pk} has already ended ({run.get_state_display().lower()}).")
+    check_cancel(actor, run)
     run.cancel_requested_at, run.cancel_requested_by = timezone.now(), actor
     if run.state == RunState.QUEUED:
         run.state, run.finished_at, run.phase = RunState.CANCELLED, timezone.now(), "cancelled before it started"

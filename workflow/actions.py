@@ -54,10 +54,9 @@ def create_request(actor, data: dict, datasets, *, idempotency_key: str | None =
     instead of creating a second (a retried API call)."""
     from workflow.models import TrainingRequest
 
-    if idempotency_key:
-        existing = TrainingRequest.objects.filter(requester=actor, idempotency_key=idempotency_key).first()
-        if existing:
-            return existing
+    existing = TrainingRequest.created_with_key(actor, idempotency_key)
+    if existing is not None:
+        return existing
     request = TrainingRequest(requester=actor, idempotency_key=idempotency_key or None)
     _apply_request_fields(request, data)
     datasets = _check_datasets(actor, datasets)
@@ -218,8 +217,6 @@ def cancel_request(actor, request):
     without a run is withdrawn instead. The run's own action records the cancellation."""
     from training import runs
 
-    if request.requester_id != actor.pk and not actor.has_perm("training.cancel_any_run"):
-        raise PermissionError("Only the requester or a privacy officer cancels a request's run.")
     if request.run is None:
         raise RequestRefused(f"Request {request.pk} has no run yet (it is {request.get_state_display().lower()}): withdraw it instead.")
     try:

@@ -103,6 +103,13 @@ class TrainingRequest(models.Model):
         return queryset.filter(requester=user)
 
     @classmethod
+    def created_with_key(cls, requester, idempotency_key: str | None) -> "TrainingRequest | None":
+        """The request a retried create (same person, same idempotency key) must return."""
+        if not idempotency_key:
+            return None
+        return cls.objects.filter(requester=requester, idempotency_key=idempotency_key).first()
+
+    @classmethod
     def can_browse(cls, user) -> bool:
         return user.is_authenticated and (user.has_perm("governance.view_trainingrequest") or user.has_perm("governance.add_trainingrequest"))
 

@@ -59,7 +59,7 @@ class Command(BaseCommand):
 
     def do_create(self, *, file, as_user, idempotency_key=None, **_):
         user = _user(as_user)
-        if idempotency_key and (earlier := TrainingRequest.objects.filter(requester=user, idempotency_key=idempotency_key).first()):
+        if earlier := TrainingRequest.created_with_key(user, idempotency_key):
             self.stdout.write(f"Request {earlier.pk} “{earlier}” was already created with this idempotency key.")
             return
         body = TrainingRequestWriteSerializer(data=_resolve_names(_read_request_file(file), user), context={"user": user})
