@@ -223,7 +223,7 @@ SPECTACULAR_SETTINGS = {
         "RegulationEnum": "governance.models.Regulation",
         "TierEnum": "governance.models.Tier",
         "DatasetStateEnum": "governance.models.DatasetState",
-        "RequestStateEnum": "governance.models.RequestState",
+        "RequestStateEnum": "workflow.models.RequestState",
         "RunStateEnum": "training.models.RunState",
     },
 }

@@ -76,7 +76,7 @@ def dp_required(ctx):
     for dataset, data_class in _class_pairs(ctx):
         if data_class.dp_required:
             yield Finding(BLOCKER, "dp_required",
-                          f"{_where(dataset, data_class)} requires differential privacy, and this request trains without it.")
+                          f"{_where(dataset, data_class)} requires differential privacy, and this {ctx.subject} trains without it.")
 
 
 def epsilon_above_class_max(ctx):
@@ -87,7 +87,7 @@ def epsilon_above_class_max(ctx):
         if data_class.max_epsilon is not None and eps > data_class.max_epsilon:
             yield Finding(BLOCKER, "epsilon_above_class_max",
                           f"{_where(dataset, data_class)} allows a privacy loss of at most ε = {data_class.max_epsilon:g}; "
-                          f"this request targets ε = {eps:g}.")
+                          f"this {ctx.subject} targets ε = {eps:g}.")
 
 
 def delta_above_class_max(ctx):
@@ -99,7 +99,7 @@ def delta_above_class_max(ctx):
         if data_class.max_delta is not None and delta > data_class.max_delta:
             yield Finding(BLOCKER, "delta_above_class_max",
                           f"{_where(dataset, data_class)} allows at most δ = {data_class.max_delta:g}; "
-                          f"this request uses δ = {delta:g}.")
+                          f"this {ctx.subject} uses δ = {delta:g}.")
 
 
 def delta_above_default_max(ctx):
@@ -110,7 +110,7 @@ def delta_above_default_max(ctx):
     if any(c.max_delta is not None for _, c in _class_pairs(ctx)):
         return  # the class maxima decide (delta_above_class_max)
     yield Finding(BLOCKER, "delta_above_default_max",
-                  f"This request uses δ = {t.target_delta:g}, and no data class of its datasets allows a δ above "
+                  f"This {ctx.subject} uses δ = {t.target_delta:g}, and no data class of its datasets allows a δ above "
                   f"{ctx.delta_ceiling:g}: δ is the probability that the guarantee fails outright, so it must stay tiny "
                   "unless the privacy officer has allowed more for this data.")
 
@@ -124,7 +124,7 @@ def delta_not_below_one_over_n(ctx):
     trained = max(1, round(records * (1 - ctx.settings.holdout_fraction)))
     if t.target_delta >= 1 / trained:
         yield Finding(BLOCKER, "delta_not_below_one_over_n",
-                      f"This request uses δ = {t.target_delta:g} on about {trained} training records, which is not well "
+                      f"This {ctx.subject} uses δ = {t.target_delta:g} on about {trained} training records, which is not well "
                       f"below 1/{trained}: at δ ≥ 1/N a training method could publish one person's record word for word "
                       f"and still meet the guarantee. Leave δ empty (the portal picks one far below 1/N) or choose one "
                       f"below {0.1 / trained:.2g}.")
@@ -136,7 +136,7 @@ def redaction_required(ctx):
     for dataset, data_class in _class_pairs(ctx):
         if data_class.redaction_required:
             yield Finding(BLOCKER, "redaction_required",
-                          f"{_where(dataset, data_class)} requires redaction of personal data, and this request turns it off.")
+                          f"{_where(dataset, data_class)} requires redaction of personal data, and this {ctx.subject} turns it off.")
 
 
 def dataset_shredded(ctx):
@@ -180,7 +180,7 @@ def privacy_budget_exceeded(ctx):
                           f"{where}; a past run trained on it without differential privacy, so its budget is spent.")
         elif not t.dp:
             yield Finding(BLOCKER, "privacy_budget_exceeded",
-                          f"{where}; this request trains without differential privacy, which no budget covers.")
+                          f"{where}; this {ctx.subject} trains without differential privacy, which no budget covers.")
         elif budget.reserved_unbounded:
             yield Finding(BLOCKER, "privacy_budget_exceeded",
                           f"{where}; a run queued or running on it trains without differential privacy, so its budget is spent.")
@@ -190,7 +190,7 @@ def privacy_budget_exceeded(ctx):
             total = budget.epsilon + budget.reserved + t.target_epsilon
             yield Finding(BLOCKER, "privacy_budget_exceeded",
                           f"{where}; {budget.runs} earlier run{'s' if budget.runs != 1 else ''} spent ε = {budget.epsilon:.3g}"
-                          f"{held} and this request adds up to ε = {t.target_epsilon:g}, a total of {total:.3g}.")
+                          f"{held} and this {ctx.subject} adds up to ε = {t.target_epsilon:g}, a total of {total:.3g}.")
 
 
 def _needs_dpa(ctx) -> bool:
@@ -283,7 +283,7 @@ def audit_weaker_than_class_minimum(ctx):
             if value is not None and value < minimum:
                 yield Finding(BLOCKER, "audit_weaker_than_class_minimum",
                               f"{_where(dataset, data_class)} requires an audit with at least {minimum} "
-                              f"{AUDIT_MINIMUM_WORDS[setting]}; this request asks for {value}. A weaker audit could "
+                              f"{AUDIT_MINIMUM_WORDS[setting]}; this {ctx.subject} asks for {value}. A weaker audit could "
                               "pass an adapter that remembers its data.")
 
 
@@ -343,7 +343,7 @@ def findings_for_run(run) -> list[Finding]:
     run_settings, settings_error = settings_of(run.config)
     ctx = PolicyContext(datasets=dataset_facts(run.datasets.all(), run.pk), settings=run_settings, settings_error=settings_error,
                         compute=None, base_model=run.base_model.name, base_model_licence=run.base_model.licence or "",
-                        threat=None, at_start=True, delta_ceiling=DEFAULT_MAX_DELTA)
+                        threat=None, at_start=True, delta_ceiling=DEFAULT_MAX_DELTA, subject="run")
     return [f for rule in DATA_RULES for f in rule(ctx)]
 
 

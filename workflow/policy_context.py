@@ -94,6 +94,7 @@ class PolicyContext:
     at_start: bool = False
     # The largest δ a run may use when no data class allows more (the engine's default cap).
     delta_ceiling: float = 1e-5
+    subject: str = "request"  # what the findings speak of: a request, or a run started without one
 
 
 def _duplicate_share(profile: dict) -> float | None:

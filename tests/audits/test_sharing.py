@@ -98,7 +98,7 @@ def test_each_share_and_revocation_writes_an_audit_event(privacy, regulator, pac
     revoked = AuditEvent.objects.get(action="evidencepack.share_revoked")
     for event in (shared, revoked):
         payload = json.loads(event.payload)
-        assert event.actor == privacy and event.object_type == "workflow.evidencepack" and event.object_id == str(pack.pk)
+        assert event.actor == privacy and event.object_type == "audits.evidencepack" and event.object_id == str(pack.pk)
         assert payload["regulator"] == "rory" and payload["share"] == share.pk and payload["pack_sha256"] == pack.sha256
     assert json.loads(shared.payload)["expires_at"] == expires.isoformat() and json.loads(shared.payload)["note"] == "Case 2025-17"
     assert AuditEvent.verify_chain().ok

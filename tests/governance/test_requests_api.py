@@ -202,6 +202,6 @@ def test_show_follow_polls_the_run_until_it_ends(engineer, legal, privacy, setup
     runs.mark_started(request.run, "test-worker")
     ticks = iter([lambda: runs.record_progress(request.run, step=3, total_steps=6),
                   lambda: runs.finish_run(request.run, "succeeded", result={"epsilon": 1.5})])
-    monkeypatch.setattr("governance.management.commands.request.time.sleep", lambda seconds: next(ticks)())
+    monkeypatch.setattr("workflow.management.commands.request.time.sleep", lambda seconds: next(ticks)())
     out = run_command("show", request.pk, "--follow", "--interval", "0")
     assert "running" in out and f"Run {request.run.pk} trained." in out

@@ -172,7 +172,7 @@ def test_a_queued_run_cancelled_before_start_never_trains(engineer, base_model):
 
 @pytest.mark.parametrize("data_class, training, expected", [
     (dict(dp_required=True, max_epsilon=8.0), dict(dp=False), "requires differential privacy"),
-    (dict(dp_required=True, max_epsilon=2.0), dict(target_epsilon=8.0), "allows at most ε = 2"),
+    (dict(dp_required=True, max_epsilon=2.0), dict(target_epsilon=8.0), "at most ε = 2; this run targets ε = 8"),
     (dict(fine_tuning_use="forbidden", max_epsilon=8.0), {}, "forbids fine-tuning"),
     (dict(fine_tuning_use="eval_only", max_epsilon=8.0), {}, "evaluation only"),
 ])

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from workflow import actions
-from governance.api.serializers import TrainingRequestWriteSerializer
+from workflow.api_serializers import TrainingRequestWriteSerializer
 from governance.models import ComputeTarget, Dataset
 from workflow.models import RequestState, TrainingRequest
 from training.models import BaseModel

@@ -1,0 +1,677 @@
+"""Every view that writes, on the real path: outside the test's transaction.
+
+pytest-django runs a test inside a transaction, so the trail writer's "am I inside a transaction?"
+check always passes there, and an action that forgot `@transaction.atomic` works in every test
+and returns 500 in production (it happened: the released adapter's download). Here each test is
+transactional (`django_db(transaction=True)`: the database is flushed instead, see
+tests/conftest.py `_audit_triggers`), so a request runs as it does behind a real server: in
+autocommit, each action opening its own transaction, `on_commit` callbacks firing.
+
+`WRITES` is the table of every route and method that writes: each POST/PUT/PATCH/DELETE of the
+pages and the REST API, and each GET that records a trail event (downloads, exports, pack
+openings, review items); each row must succeed (2xx/3xx) and record the trail events it names.
+`READS` holds the routes that only read; they, and the form pages of the writing routes, are
+rendered on the real path too and must record nothing. Paths are written out, not reversed from
+URL names, so that moving a view between apps does not change what is walked.
+`test_every_route_is_walked` fails when a route (or a method of one) is in neither table.
+
+Nothing reaches a Celery broker (`enqueued`): on the real path `on_commit` fires, and the broker
+configured at import is the checkout's `var/`, where a running demo's worker would take the job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import string
+import types
+import uuid
+import zipfile
+from collections.abc import Callable
+from functools import cached_property
+
+import pytest
+from celery import Celery
+from django.apps import apps
+from django.db import connection
+from django.urls import URLResolver, get_resolver, resolve
+from django.utils import timezone
+
+from governance import forms as gforms
+from governance import models as m
+from tests.conftest import api_client_for, client_for, make_dpa, make_record
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PDF = b"%PDF-1.7\nSIGNED-BY-BOTH-PARTIES\n%%EOF\n"
+DATASET_LINES = b'{"text": "Order 1 arrived broken."}\n{"text": "Please reset my password."}\n'
+
+
+def model(label: str):
+    """Models by app label: views and models are moving between apps, their labels stay."""
+    return apps.get_model(label)
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(autouse=True)
+def enqueued(monkeypatch):
+    """Every Celery message a request would send, kept here instead of reaching a broker (a task's
+    `apply_async` sends through `send_task` too)."""
+    sent = []
+
+    def send_task(app, name, args=None, kwargs=None, **options):
+        sent.append(types.SimpleNamespace(name=name, args=tuple(args or ()), queue=options.get("queue")))
+        return types.SimpleNamespace(id=str(uuid.uuid4()))
+
+    monkeypatch.setattr(Celery, "send_task", send_task)
+    return sent
+
+
+@pytest.fixture(autouse=True)
+def trail_writes(monkeypatch):
+    """Each trail write, with whether it ran inside a transaction. Independent of the writer's own
+    check, so the guard holds even if that check is weakened."""
+    writes = []
+    append = m.AuditEvent.append.__func__
+
+    def recording_append(cls, **fields):
+        writes.append((fields["action"], connection.in_atomic_block))
+        return append(cls, **fields)
+
+    monkeypatch.setattr(m.AuditEvent, "append", classmethod(recording_append))
+    return writes
+
+
+@pytest.fixture
+def world(engineer, other_engineer, legal, privacy, regulator, enqueued):
+    return World(enqueued, engineer=engineer, other_engineer=other_engineer, legal=legal, privacy=privacy, regulator=regulator)
+
+
+class World:
+    """The records a walk needs, each made on first use (through the actions and the shared
+    factories, never through the views under test), so that a row builds only what it names.
+    The apps above governance are imported where used: a module that moves breaks its rows, not
+    the collection of the whole table."""
+
+    def __init__(self, enqueued, **personas):
+        self.enqueued, self.personas = enqueued, personas
+        for name, user in personas.items():
+            setattr(self, name, user)
+
+    # -- governance records
+    @cached_property
+    def data_class(self):
+        from tests.governance.request_factory import good_data_class
+
+        return good_data_class()
+
+    @cached_property
+    def other_data_class(self):
+        return make_record(self.privacy, m.DataClass(name="Public FAQ", tier=m.Tier.PUBLIC, max_epsilon=8.0))
+
+    @cached_property
+    def processor(self):
+        return make_record(self.legal, m.Processor(name="Northwind GPU Cloud", contact_email="dpo@northwind.example"))
+
+    @cached_property
+    def attestation(self):
+        today = timezone.localdate()
+        return make_record(self.legal, m.Attestation(processor=self.processor, kind=m.AttestationKind.SOC2_TYPE2, issued_by="Auditor LLP",
+                                                     issued_on=today - dt.timedelta(days=10), expires_on=today + dt.timedelta(days=300)))
+
+    @cached_property
+    def dpa(self):
+        return make_record(self.legal, make_dpa(self.processor))
+
+    @cached_property
+    def dpa_with_document(self):
+        from governance import actions
+        from governance.uploads import encrypt_stream
+        from governance.views import dpa_document_rules
+
+        upload = encrypt_stream(io.BytesIO(PDF), dpa_document_rules()["document"], "dpa.pdf")
+        return actions.attach_dpa_document(self.legal, self.dpa, upload)
+
+    @cached_property
+    def compute_target(self):
+        from tests.governance.request_factory import good_compute_target
+
+        return good_compute_target()
+
+    @cached_property
+    def redaction_rule(self):
+        return make_record(self.privacy, m.RedactionRule(data_class=self.data_class, entity_type="CUSTOMER_ID", kind="pattern",
+                                                         regex=r"\bCUST-\d{6}\b"))
+
+    @cached_property
+    def base_model(self):
+        from tests.governance.request_factory import good_base_model
+
+        return good_base_model()
+
+    @cached_property
+    def dataset(self):
+        from tests.governance.request_factory import good_dataset
+
+        return good_dataset(self.engineer, self.data_class)
+
+    @cached_property
+    def first_event(self):
+        return m.AuditEvent.objects.order_by("sequence").first().sequence
+
+    # -- requests, one in each state (a row acting on one leaves the others as they are)
+    def _request(self, title):
+        from tests.governance.request_factory import make_good_request
+
+        return make_good_request(self.engineer, title=title, datasets=[self.dataset], base_model=self.base_model,
+                                 compute_target=self.compute_target)
+
+    def _submitted(self, title):
+        from workflow import actions
+
+        return actions.submit_request(self.engineer, self._request(title))
+
+    @cached_property
+    def draft_request(self):
+        return self._request("Support reply drafts")
+
+    @cached_property
+    def submitted_request(self):
+        return self._submitted("Ticket triage")
+
+    @cached_property
+    def request_approved_by_legal(self):
+        from workflow import actions
+
+        request = self._submitted("Ticket summaries")
+        actions.decide_request(self.legal, request, "approve", comment="The support contract covers it.")
+        return request
+
+    @cached_property
+    def queued_request(self):
+        from workflow import actions
+
+        request = self._submitted("Reply suggestions")
+        actions.decide_request(self.legal, request, "approve", comment="The support contract covers it.")
+        actions.decide_request(self.privacy, request, "approve", comment="Proportionate.")
+        request.refresh_from_db()
+        assert request.run is not None, "the last approval should have queued a run"
+        return request
+
+    @cached_property
+    def queued_run(self):
+        return self.queued_request.run
+
+    # -- trained, audited, released; its model card and evidence pack
+    @cached_property
+    def audited_run(self):
+        from tests.audits.pack_factory import complete_audit, finish_run
+
+        run = finish_run(self.queued_run)
+        complete_audit(run)
+        return run
+
+    @cached_property
+    def card(self):
+        from workflow import actions
+
+        return actions.draft_model_card(self.audited_run)
+
+    @cached_property
+    def released_run(self):
+        from audits import actions
+
+        actions.release_adapter(self.privacy, self.audited_run)
+        return self.audited_run
+
+    @cached_property
+    def curve(self):
+        return self.audited_run.artifacts.get(name="loss.svg")
+
+    @cached_property
+    def audit(self):
+        return self.audited_run.audits.get()
+
+    @cached_property
+    def pack(self):
+        from workflow import actions
+
+        return actions.build_pack(self.privacy, self.audited_run)
+
+    @cached_property
+    def pack_zip(self) -> bytes:
+        from workflow import evidence
+
+        return evidence.read_pack_bytes(self.pack)
+
+    @cached_property
+    def share(self):
+        from audits import sharing
+
+        return sharing.share_pack(self.privacy, self.pack, self.regulator, note="Annual review")
+
+    # -- redaction review
+    @cached_property
+    def review_item(self):
+        RedactionReview = model("training.RedactionReview")
+        text = "Patient Amelia Novak, DOB: 1984-03-12."
+        item = RedactionReview(dataset=self.dataset, record_id="1", entity_type="PERSON", start=8, end=20, score=0.55,
+                               recognizer="test", reason="low_confidence", snippet_offset=0)
+        item.snippet_sealed = RedactionReview.seal_snippet(item.snippet_id, text)
+        item.save()
+        return item
+
+
+# --------------------------------------------------------------------------- the table
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One route and method, walked by `who`. `path` names world records in braces ("{dataset}"
+    is the dataset's pk). `events`: the trail actions the request must record (none: it must
+    record nothing). `check`, if given, looks at the response and the world afterwards."""
+
+    name: str
+    method: str
+    path: str
+    who: str
+    data: Callable | dict | None = None
+    events: tuple[str, ...] = ()
+    api: bool = False
+    format: str = "json"
+    check: Callable | None = None
+    given: tuple[str, ...] = ()  # world records to make first, beside those in the path
+
+    def url(self, world) -> str:
+        return self.path.format(**{name: _pk(getattr(world, name)) for name in placeholders(self.path)})
+
+
+def placeholders(path: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(path) if name]
+
+
+def _pk(value):
+    return getattr(value, "pk", value)
+
+
+def form_data(form, **changes) -> dict:
+    """What a browser posts for `form` as rendered (its initial values), with `changes`."""
+    data = {}
+    for name in form.fields:
+        value = form[name].value()
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"
+        elif isinstance(value, (list, tuple)):
+            data[name] = [str(_pk(v)) for v in value]
+        elif isinstance(value, (dt.date, dt.datetime)):
+            data[name] = value.isoformat()
+        elif value is not None:
+            data[name] = str(_pk(value))
+    data.update(changes)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def record_form(form_class, instance, **changes):
+    """The edit form of `instance` as posted (to its own edit page, or to /new/ as a copy)."""
+    return lambda w: form_data(form_class(instance=getattr(w, instance)), **changes)
+
+
+def api_copy(path: str, **changes):
+    """The API's own representation of a record, changed (None: left out), as a script would
+    send it back."""
+    def data(world):
+        body = api_client_for(world.privacy).get(path.format(**{n: _pk(getattr(world, n)) for n in placeholders(path)})).json()
+        return {k: v for k, v in {**body, **changes}.items() if v is not None}
+    return data
+
+
+def named(content: bytes, name: str):
+    handle = io.BytesIO(content)
+    handle.name = name
+    return handle
+
+
+def request_form(w, **changes):
+    data = {
+        "title": "Support reply drafts", "intended_use": "Drafting replies to support tickets, reviewed by an agent.",
+        "out_of_scope": "Sending replies without review.", "base_model": w.base_model.pk, "datasets": [w.dataset.pk],
+        "leak_definition": "Any customer name or account number appearing in output.", "adversaries": ["external_attacker"],
+        "audience": "internal", "lora_r": 8, "lora_alpha": 16, "target_modules": "", "epochs": 0.5, "learning_rate": 0.001,
+        "batch_size": 16, "max_length": 64, "dp": "on", "target_epsilon": 4, "target_delta": "", "max_grad_norm": 1.0,
+        "accountant": "prv", "privacy_unit": "record", "subject_field": "", "compute_target": w.compute_target.pk,
+        "redaction": "on", "canary_count": 10, "canary_repetitions": 1, "canary_length": 8,
+    }
+    data.update(changes)
+    return data
+
+
+def request_body(w, **changes):
+    body = {"title": "Support reply drafts", "intended_use": "Drafting replies to support tickets, reviewed by an agent.",
+            "base_model": w.base_model.pk, "compute_target": w.compute_target.pk, "datasets": [w.dataset.pk],
+            "leak_definition": "Any customer name or account number appearing in output.", "adversaries": ["external_attacker"],
+            "audience": "internal", "settings": {"training": {"epochs": 0.5, "target_epsilon": 4.0}}}
+    return {**body, **changes}
+
+
+def dataset_fields(**changes):
+    return {"name": "Chat export", "description": "Support chats, Q3.", "file_format": "jsonl", "text_field": "text", "source": "CRM export",
+            "lawful_basis": "contract", "segment": "train", **changes}
+
+
+def _record_rows():
+    """Create (a copy under another name) and edit, on the page and through the API (POST, PUT,
+    PATCH), for each governance record type."""
+    rows = []
+    for prefix, instance, form_class, who, label, copy, patch in [
+        ("data-classes", "data_class", gforms.DataClassForm, "privacy", "dataclass", {"name": "Support tickets 2"},
+         {"description": "Revised"}),
+        ("processors", "processor", gforms.ProcessorForm, "legal", "processor", {"name": "Southwind Compute"}, {"services": "GPUs"}),
+        ("attestations", "attestation", gforms.AttestationForm, "legal", "attestation", {"reference": "SOC2-2026"},
+         {"issued_by": "Other LLP"}),
+        ("compute-targets", "compute_target", gforms.ComputeTargetForm, "privacy", "computetarget", {"name": "Lyon GPUs"},
+         {"region": "on-prem-lyon"}),
+        ("redaction-rules", "redaction_rule", gforms.RedactionRuleForm, "privacy", "redactionrule", {"entity_type": "ACCOUNT_ID"},
+         {"score": 0.7}),
+        ("dpas", "dpa", gforms.DataProcessingAgreementForm, "legal", "dataprocessingagreement", {"title": "Inference DPA"},
+         {"duration": "Two years"}),
+    ]:
+        detail = f"/api/{prefix}/{{{instance}}}/"
+        rows += [
+            Step(f"page: create {label}", "POST", f"/governance/{prefix}/new/", who, record_form(form_class, instance, **copy),
+                 (f"{label}.created",)),
+            Step(f"page: edit {label}", "POST", f"/governance/{prefix}/{{{instance}}}/edit/", who,
+                 record_form(form_class, instance), (f"{label}.updated",)),
+            Step(f"api: create {label}", "POST", f"/api/{prefix}/", who, api_copy(detail, **copy), (f"{label}.created",), api=True),
+            Step(f"api: replace {label}", "PUT", detail, who, api_copy(detail), (f"{label}.updated",), api=True),
+            Step(f"api: change {label}", "PATCH", detail, who, patch, (f"{label}.updated",), api=True),
+        ]
+    return rows
+
+
+def _adapter_zip_holds_the_adapter(response, world):
+    with zipfile.ZipFile(io.BytesIO(response.body)) as archive:
+        names = set(archive.namelist())
+    assert {"adapter/adapter_model.safetensors", "adapter/adapter_config.json", "adapter/SHA256SUMS"} <= names
+
+
+def _pack_is_valid(response, world):
+    assert '<span class="state-succeeded">VALID</span>' in response.body.decode()
+
+
+def _pack_zip_is_the_pack(response, world):
+    assert response.body == world.pack_zip
+
+
+def _dispatched_run_is_enqueued_once_committed(response, world):
+    run = model("governance.TrainingRequest").objects.get(pk=world.request_approved_by_legal.pk).run
+    assert [(e.name, e.args) for e in world.enqueued if e.name.endswith("run_training")] == [("training.tasks.run_training", (run.pk,))]
+
+
+WRITES: list[Step] = [
+    # ------------------------------------------------------------------ portal
+    Step("login", "POST", "/login/", "anonymous", {"username": "erin", "password": "correct-horse-battery-9"}),  # conftest's persona
+    Step("logout", "POST", "/logout/", "engineer"),
+    Step("api token: rotate", "POST", "/account/token/", "engineer"),
+    # ------------------------------------------------------------------ governance records
+    *_record_rows(),
+    Step("page: attach the signed DPA document", "POST", "/governance/dpas/{dpa}/edit/", "legal",
+         lambda w: {**form_data(gforms.DataProcessingAgreementForm(instance=w.dpa)), "document": named(PDF, "dpa.pdf")},
+         ("dataprocessingagreement.updated", "dataprocessingagreement.document_attached")),
+    Step("page: download the signed DPA document", "GET", "/governance/dpas/{dpa_with_document}/document/", "legal",
+         events=("dataprocessingagreement.downloaded",)),
+    # ------------------------------------------------------------------ datasets
+    Step("page: upload a dataset", "POST", "/governance/datasets/new/", "engineer",
+         lambda w: {**dataset_fields(), "file": named(DATASET_LINES, "chats.jsonl")}, ("dataset.uploaded",)),
+    Step("page: edit a dataset", "POST", "/governance/datasets/{dataset}/edit/", "engineer",
+         lambda w: form_data(gforms.DatasetEditForm(instance=w.dataset, user=w.engineer), description="Q3 tickets."), ("dataset.updated",)),
+    Step("page: classify a dataset named by a submitted request", "POST", "/governance/datasets/{dataset}/edit/", "privacy",
+         lambda w: form_data(gforms.DatasetEditForm(instance=w.dataset, user=w.privacy),
+                             data_classes=[str(w.data_class.pk), str(w.other_data_class.pk)]),
+         ("dataset.updated", "dataset.classified", "trainingrequest.reopened"), given=("submitted_request",)),
+    Step("page: share a dataset", "POST", "/governance/datasets/{dataset}/share/", "engineer",
+         lambda w: {"username": w.other_engineer.username}, ("dataset.shared",)),
+    Step("page: shred a dataset", "POST", "/governance/datasets/{dataset}/shred/", "engineer",
+         lambda w: {"confirm_name": w.dataset.name, "reason": "The customer withdrew consent."}, ("dataset.shredded",)),
+    Step("page: ask for a review scan", "POST", "/governance/datasets/{dataset}/review-scan/", "engineer",
+         events=("dataset.review_scan_requested",)),
+    Step("page: export the audit trail", "GET", "/governance/audit-trail/export.jsonl", "privacy", events=("audit_trail.exported",),
+         given=("data_class",)),
+    Step("api: upload a dataset", "POST", "/api/datasets/", "engineer",
+         lambda w: {**dataset_fields(), "file": named(DATASET_LINES, "chats.jsonl")}, ("dataset.uploaded",), api=True, format="multipart"),
+    Step("api: replace a dataset's description", "PUT", "/api/datasets/{dataset}/", "engineer",
+         api_copy("/api/datasets/{dataset}/", description="Q3 tickets.", data_classes=None), ("dataset.updated",), api=True),
+    Step("api: classify a dataset", "PATCH", "/api/datasets/{dataset}/", "privacy",
+         lambda w: {"data_classes": [w.other_data_class.pk]}, ("dataset.updated", "dataset.classified"), api=True),
+    Step("api: share a dataset", "POST", "/api/datasets/{dataset}/share/", "engineer",
+         lambda w: {"username": w.other_engineer.username}, ("dataset.shared",), api=True),
+    Step("api: shred a dataset", "POST", "/api/datasets/{dataset}/shred/", "engineer",
+         lambda w: {"reason": "The customer withdrew consent."}, ("dataset.shredded",), api=True),
+    # ------------------------------------------------------------------ training requests
+    Step("page: draft a request", "POST", "/governance/requests/new/", "engineer", request_form, ("trainingrequest.created",)),
+    Step("page: edit a request", "POST", "/governance/requests/{draft_request}/edit/", "engineer",
+         lambda w: request_form(w, title="Support reply drafts v2"), ("trainingrequest.edited",)),
+    Step("page: live findings (writes nothing)", "POST", "/governance/requests/findings/", "engineer", request_form),
+    Step("page: submit a request", "POST", "/governance/requests/{draft_request}/submit/", "engineer",
+         events=("trainingrequest.submitted",)),
+    Step("page: approve a request", "POST", "/governance/requests/{submitted_request}/decide/", "legal",
+         {"decision": "approve", "comment": "The support contract covers it."}, ("trainingrequest.approved",)),
+    Step("page: the last approval queues the run", "POST", "/governance/requests/{request_approved_by_legal}/decide/", "privacy",
+         {"decision": "approve", "comment": "Proportionate."},
+         ("trainingrequest.approved", "trainingrequest.fully_approved", "trainingrun.created", "trainingrequest.dispatched"),
+         check=_dispatched_run_is_enqueued_once_committed),
+    Step("page: withdraw a request", "POST", "/governance/requests/{submitted_request}/withdraw/", "engineer",
+         {"reason": "Wrong dataset."}, ("trainingrequest.withdrawn",)),
+    Step("api: draft a request", "POST", "/api/requests/", "engineer", request_body, ("trainingrequest.created",), api=True),
+    Step("api: edit a request", "PATCH", "/api/requests/{draft_request}/", "engineer", {"title": "Support reply drafts v2"},
+         ("trainingrequest.edited",), api=True),
+    Step("api: submit a request", "POST", "/api/requests/{draft_request}/submit/", "engineer", events=("trainingrequest.submitted",),
+         api=True),
+    Step("api: withdraw a request", "POST", "/api/requests/{submitted_request}/withdraw/", "engineer", {"reason": "Wrong dataset."},
+         ("trainingrequest.withdrawn",), api=True),
+    Step("api: approve a request", "POST", "/api/requests/{submitted_request}/approve/", "legal", {"comment": "Covered."},
+         ("trainingrequest.approved",), api=True),
+    Step("api: reject a request", "POST", "/api/requests/{submitted_request}/reject/", "legal",
+         {"comment": "The contract does not cover training."}, ("trainingrequest.rejected",), api=True),
+    Step("api: cancel a request's run", "POST", "/api/requests/{queued_request}/cancel/", "engineer",
+         events=("trainingrun.cancel_requested",), api=True),
+    Step("api: cancel a run", "POST", "/api/runs/{queued_run}/cancel/", "engineer", events=("trainingrun.cancel_requested",), api=True),
+    # ------------------------------------------------------------------ runs, review queue, model cards
+    Step("page: cancel a run", "POST", "/training/runs/{queued_run}/cancel/", "engineer", events=("trainingrun.cancel_requested",)),
+    Step("page: open a review item", "GET", "/training/review/{review_item}/", "privacy", events=("redactionreview.viewed",)),
+    Step("page: decide a review item", "POST", "/training/review/{review_item}/", "privacy", {"decision": "accepted"},
+         ("redactionreview.accepted",)),
+    Step("page: draft the model card", "POST", "/governance/runs/{audited_run}/model-card/draft/", "engineer",
+         events=("modelcard.drafted",)),
+    Step("page: edit the model card", "POST", "/governance/runs/{audited_run}/model-card/edit/", "engineer",
+         lambda w: {key: f"{text}\n\nReviewed by the team." for key, text in w.card.sections.items()}, ("modelcard.edited",),
+         given=("card",)),
+    Step("page: approve the model card", "POST", "/governance/runs/{audited_run}/model-card/approve/", "privacy",
+         lambda w: {"content_hash": w.card.compute_content_hash()}, ("modelcard.approved",), given=("card",)),
+    Step("page: download the model card", "GET", "/governance/runs/{audited_run}/model-card/README.md", "engineer",
+         events=("modelcard.downloaded",), given=("card",)),
+    # ------------------------------------------------------------------ audits, release, evidence
+    Step("page: audit again", "POST", "/audits/runs/{audited_run}/audit/", "engineer", events=("adapteraudit.queued",)),
+    Step("page: release the adapter", "POST", "/audits/runs/{audited_run}/decision/", "privacy", {"decision": "release"},
+         ("adapter.released",)),
+    Step("page: block the adapter", "POST", "/audits/runs/{audited_run}/decision/", "privacy",
+         {"decision": "block", "justification": "Not for this audience."}, ("adapter.blocked",)),
+    Step("page: the engineer downloads the released adapter", "GET", "/audits/runs/{released_run}/adapter.zip", "engineer",
+         events=("adapter.downloaded",), check=_adapter_zip_holds_the_adapter),
+    Step("page: build an evidence pack", "POST", "/audits/runs/{audited_run}/pack/", "privacy", events=("evidencepack.built",)),
+    Step("page: share a pack", "POST", "/audits/packs/{pack}/shares/", "privacy",
+         lambda w: {"regulator": w.regulator.pk, "expires_on": "", "note": "Annual review"}, ("evidencepack.shared",)),
+    Step("page: revoke a share", "POST", "/audits/shares/{share}/revoke/", "privacy", events=("evidencepack.share_revoked",)),
+    Step("page: the regulator opens a shared pack", "GET", "/audits/packs/{pack}/", "regulator", events=("evidencepack.viewed",),
+         given=("share",)),
+    Step("page: the regulator downloads a shared pack", "GET", "/audits/packs/{pack}/pack.zip", "regulator",
+         events=("evidencepack.downloaded",), check=_pack_zip_is_the_pack, given=("share", "pack_zip")),
+    Step("page: the regulator verifies a pack (records nothing)", "POST", "/audits/verify/", "regulator",
+         lambda w: {"pack": named(w.pack_zip, "pack.zip")}, check=_pack_is_valid),
+]
+
+# Routes that only read: each is rendered on the real path by `test_pages_that_read_write_no_trail_event`.
+READS: list[Step] = [
+    Step("dashboard", "GET", "/", "privacy"),
+    Step("health", "GET", "/healthz", "anonymous"),
+    Step("api schema", "GET", "/api/schema/", "engineer"),
+    Step("api docs", "GET", "/api/docs/", "engineer"),
+    Step("api root", "GET", "/api/", "engineer", api=True),
+    *[Step(f"list {prefix}", "GET", f"/governance/{prefix}/", "privacy") for prefix in
+      ("data-classes", "processors", "attestations", "compute-targets", "redaction-rules", "dpas", "datasets")],
+    *[Step(f"detail {prefix}", "GET", f"/governance/{prefix}/{{{name}}}/", "privacy") for prefix, name in
+      (("data-classes", "data_class"), ("processors", "processor"), ("attestations", "attestation"), ("compute-targets", "compute_target"),
+       ("redaction-rules", "redaction_rule"), ("dpas", "dpa"), ("datasets", "dataset"))],
+    Step("audit trail, verified", "GET", "/governance/audit-trail/?verify=1", "privacy"),
+    Step("request list", "GET", "/governance/requests/", "engineer"),
+    Step("request inbox", "GET", "/governance/requests/inbox/", "legal", given=("submitted_request",)),
+    Step("request detail", "GET", "/governance/requests/{queued_request}/", "engineer"),
+    Step("model card", "GET", "/governance/runs/{audited_run}/model-card/", "privacy", given=("card",)),
+    Step("review queue", "GET", "/training/review/", "privacy", given=("review_item",)),
+    Step("run list", "GET", "/training/runs/", "engineer"),
+    Step("run detail", "GET", "/training/runs/{released_run}/", "engineer"),
+    Step("run curve", "GET", "/training/runs/{audited_run}/artifacts/{curve}/", "engineer"),
+    Step("audit report", "GET", "/audits/{audit}/", "privacy"),
+    Step("audit report json", "GET", "/audits/{audit}/report.json", "privacy"),
+    Step("audit chart", "GET", "/audits/{audit}/charts/roc.svg", "privacy"),
+    Step("pack list", "GET", "/audits/packs/", "privacy", given=("pack",)),
+    Step("signing key", "GET", "/audits/signing-key/", "regulator"),
+    Step("signing key pem", "GET", "/audits/signing-key.pem", "regulator"),
+    Step("shared with me", "GET", "/audits/shared-with-me/", "regulator", given=("share",)),
+    # The API's other lists and details: those of the record types are rendered through WRITES.
+    *[Step(f"api {name}", "GET", path, "privacy", api=True) for name, path in
+      (("list audit events", "/api/audit-events/"), ("audit event", "/api/audit-events/{first_event}/"), ("list runs", "/api/runs/"),
+       ("run", "/api/runs/{queued_run}/"))],
+]
+
+
+# --------------------------------------------------------------------------- walking
+
+
+def head() -> int:
+    return m.AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+
+
+def send(step: Step, world, data):
+    """The step's request, as its persona's browser or script sends it; streamed bodies are read
+    (a download's generator runs as the server streams it) into `.body`."""
+    user = None if step.who == "anonymous" else world.personas[step.who]
+    client = api_client_for(user) if step.api else client_for(user)
+    method = getattr(client, step.method.lower())
+    if data is None:
+        response = method(step.url(world))
+    elif step.api:
+        response = method(step.url(world), data, format=step.format)
+    else:
+        response = method(step.url(world), data)
+    response.body = b"".join(response.streaming_content) if response.streaming else response.content
+    return response
+
+
+def run_step(step: Step, world, trail_writes) -> list[str]:
+    """Walk one step; return the trail actions its request recorded.
+
+    This is the guard against trail writes outside a transaction: the writer raises there
+    (`AuditEvent.append`), which is a 500 on a real server and an exception the test client
+    re-raises here, so asserting the status suffices; and the `trail_writes` recorder fails the
+    step should the writer's own check ever be weakened."""
+    for name in (*step.given, *placeholders(step.path)):
+        getattr(world, name)  # made before counting: their own events are not the request's
+    data = step.data(world) if callable(step.data) else step.data
+    before, writes_before = head(), len(trail_writes)
+    response = send(step, world, data)
+    assert 200 <= response.status_code < 400, \
+        f"{step.name}: {step.method} {step.url(world)} answered {response.status_code}: {response.body[:600]!r}"
+    outside = [action for action, inside in trail_writes[writes_before:] if not inside]
+    assert not outside, f"{step.name}: trail events written outside a transaction: {outside}"
+    if step.check:
+        step.check(response, world)
+    return list(m.AuditEvent.objects.filter(sequence__gt=before).order_by("sequence").values_list("action", flat=True))
+
+
+def resolve_callback(step: Step):
+    return resolve(step.path.split("?")[0].format(**{name: 1 for name in placeholders(step.path)})).func
+
+
+def methods_of(callback) -> set[str]:
+    """The methods a route's view answers (HEAD and OPTIONS aside)."""
+    from django.views.generic.edit import ProcessFormView
+
+    cls, actions = getattr(callback, "cls", None), getattr(callback, "actions", None)
+    if cls is not None and actions:  # a DRF viewset route: the router mapped these methods to actions
+        return {method.upper() for method in actions if method in cls.http_method_names and method not in ("head", "options")}
+    view_class = getattr(callback, "view_class", None) or cls
+    if view_class is None:  # a function view
+        return {"GET"}
+    # Django's form views answer PUT with `post` on request.POST, which is empty for a PUT: an
+    # invalid form, re-rendered. That PUT cannot write.
+    return {method.upper() for method in view_class.http_method_names if method not in ("head", "options")
+            and hasattr(view_class, method) and not (method == "put" and view_class.put is ProcessFormView.put)}
+
+
+def routes() -> dict:
+    """Every route of the portal, one per view, with the methods it answers. The admin is left out:
+    it is read-only (governance/admin.py)."""
+    found, seen = {}, set()
+
+    def collect(patterns, prefix):
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                if route != "admin/":
+                    collect(pattern.url_patterns, route)
+            elif pattern.callback not in found and route not in seen:  # not a format suffix, not shadowed
+                found[pattern.callback] = route
+            seen.add(route)
+
+    collect(get_resolver().url_patterns, "")
+    return {callback: (route, methods_of(callback)) for callback, route in found.items()}
+
+
+def form_pages() -> list[Step]:
+    """The writing routes that also answer GET (their forms), each once, as their first row's
+    persona sees them: rendered by `test_pages_that_read_write_no_trail_event`."""
+    read = {resolve_callback(step) for step in WRITES + READS if step.method == "GET"}
+    pages = {}
+    for step in WRITES:
+        callback = resolve_callback(step)
+        if callback not in read and callback not in pages and "GET" in methods_of(callback):
+            pages[callback] = dataclasses.replace(step, name=f"{step.name} (its page)", method="GET", data=None, events=(), check=None)
+    return list(pages.values())
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+@pytest.mark.parametrize("step", WRITES, ids=[s.name for s in WRITES])
+def test_a_writing_view_succeeds_and_records_its_event_outside_the_test_transaction(step, world, trail_writes):
+    """The guard: a trail write outside a transaction raises in the writer, so the view would
+    answer 500 (here the test client re-raises the writer's error); the status and the recorder
+    in `run_step` catch it, and the events named in the table must be in the trail."""
+    recorded = run_step(step, world, trail_writes)
+    if step.events:
+        missing = [event for event in step.events if event not in recorded]
+        assert not missing, f"{step.name}: expected trail events {missing}; it recorded {recorded}"
+    else:
+        assert recorded == [], f"{step.name}: recorded {recorded}, but the table says it writes no trail event"
+    assert m.AuditEvent.verify_chain().ok
+
+
+def test_pages_that_read_write_no_trail_event(world, trail_writes):
+    """Every route that only reads, rendered on the real path by someone allowed to read it. A page
+    that records a trail event belongs in WRITES, with the event it records."""
+    for step in READS + form_pages():
+        assert run_step(step, world, trail_writes) == [], f"{step.name} ({step.path}) recorded trail events: move it to WRITES"
+
+
+@pytest.mark.django_db  # reads the URL configuration only: no flush needed
+def test_every_route_is_walked():
+    """Each method of each route is in WRITES (it writes) or READS (it only reads), or is the form
+    page of a route in WRITES: a new view is walked on the real path as soon as it has a URL."""
+    walked = {(resolve_callback(step), step.method) for step in WRITES + READS + form_pages()}
+    missing = [f"{method} {route}" for callback, (route, answered) in routes().items() for method in sorted(answered)
+               if (callback, method) not in walked]
+    assert not missing, "routes nobody walks on the real path (add them to WRITES or READS): " + "; ".join(missing)
