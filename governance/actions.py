@@ -137,6 +137,8 @@ def shred_dataset(actor, dataset: Dataset, reason: str) -> Dataset:
 def edit_dataset(actor, dataset: Dataset, apply_changes, *, data_classes=None) -> Dataset:
     """The owner's edit of a dataset's description (`apply_changes` saves it), and, when
     `data_classes` is given, the privacy officer's classification, in one transaction."""
+    if data_classes is not None and set(data_classes) == set(dataset.data_classes.all()):
+        data_classes = None  # sent back unchanged (a GET then a PUT): not a classification
     if data_classes is not None:
         check_classify(actor)
     dataset = update_record(actor, dataset, apply_changes)

@@ -156,6 +156,12 @@ class RunState(models.TextChoices):
 ACTIVE_RUN_STATES = (RunState.QUEUED, RunState.RUNNING)
 
 
+def may_cancel_runs_of(user, starter_id) -> bool:
+    """The cancel rule's who: whoever started the run (for a request's run, its requester), or
+    whoever may cancel any run (the privacy officer, administrators)."""
+    return starter_id == user.pk or user.has_perm("training.cancel_any_run")
+
+
 class TrainingRun(models.Model):
     """One execution of the private pipeline: redact, split, plant canaries, train DP-LoRA, encrypt
     the artifacts, purge the plaintext. The run owns its live progress, its heartbeat (so a dead
@@ -214,7 +220,7 @@ class TrainingRun(models.Model):
         return user.is_authenticated and (user.has_perm("training.view_trainingrun") or user.has_perm("governance.add_dataset"))
 
     def may_be_cancelled_by(self, user) -> bool:
-        return self.created_by_id == user.pk or user.has_perm("training.cancel_any_run")
+        return may_cancel_runs_of(user, self.created_by_id)
 
     def can_cancel(self, user) -> bool:
         """Whether the page shows the button (the rule itself: training.runs.check_cancel)."""

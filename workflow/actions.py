@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance.models import Dataset
+from training.models import may_cancel_runs_of
 from governance.trail import record_event
 from workflow.models import AWAITING_DECISION_STATES, RequestState
 
@@ -218,6 +219,8 @@ def cancel_request(actor, request):
     from training import runs
 
     if request.run is None:
+        if not may_cancel_runs_of(actor, request.requester_id):
+            raise PermissionError("Only the requester, or a privacy officer, cancels a request's run.")
         raise RequestRefused(f"Request {request.pk} has no run yet (it is {request.get_state_display().lower()}): withdraw it instead.")
     try:
         return runs.request_cancel(actor, request.run)

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from governance import actions  # noqa: E402
+from workflow import actions  # noqa: E402
 from governance.models import AuditEvent  # noqa: E402
 from workflow.models import TrainingRequest  # noqa: E402
 from workflow.models import RequestState
