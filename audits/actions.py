@@ -89,7 +89,7 @@ def finish_audit(item: AdapterAudit, *, report: dict, verdict: dict, thresholds:
     else:
         summary = f"Audit {item.pk} of run {item.run_id}: inconclusive (not tested: {', '.join(c['code'] for c in item.untested_checks)})"
     record_event(None, "adapteraudit.completed", item, summary[:500],
-                {"outcome": item.outcome, "passed": item.passed,
+                 {"outcome": item.outcome, "passed": item.passed,
                  "checks": [{k: c.get(k) for k in ("code", "value", "limit", "outcome", "passed")} for c in verdict.get("checks", [])],
                  "thresholds": thresholds})
     signals.audit_finished.send(sender=AdapterAudit, audit=item)  # the workflow drafts the card and the pack
@@ -162,7 +162,7 @@ def release_adapter(actor, run: TrainingRun, justification: str = "") -> Adapter
     verb = f"released, overriding an audit that {'failed' if item.outcome == AuditOutcome.FAIL else 'was inconclusive'}," \
         if override else "released"
     record_event(actor, "adapter.released", decision, f"{actor} {verb} the adapter of run {run.pk} (audit {item.pk})",
-                {"run": run.pk, "audit": item.pk, "audit_outcome": item.outcome, "audit_passed": item.passed, "override": override,
+                 {"run": run.pk, "audit": item.pk, "audit_outcome": item.outcome, "audit_passed": item.passed, "override": override,
                  "justification": justification,
                  "adapter": {a.name: a.sha256 for a in run.artifacts.filter(kind="adapter", deleted_at__isnull=True)}})
     signals.release_decided.send(sender=AdapterRelease, run=run, decision=decision)
@@ -190,7 +190,7 @@ def block_adapter(actor, run: TrainingRun, reason: str) -> AdapterRelease:
     decision = AdapterRelease.objects.create(run=run, audit=item, decision=ReleaseDecision.BLOCKED, justification=reason,
                                              decided_by=actor)
     record_event(actor, "adapter.blocked", decision, f"{actor} blocked the adapter of run {run.pk} (audit {item.pk})",
-                {"run": run.pk, "audit": item.pk, "audit_outcome": item.outcome, "audit_passed": item.passed, "reason": reason})
+                 {"run": run.pk, "audit": item.pk, "audit_outcome": item.outcome, "audit_passed": item.passed, "reason": reason})
     signals.release_decided.send(sender=AdapterRelease, run=run, decision=decision)
     return decision
 
@@ -203,4 +203,4 @@ def adapter_is_released(run: TrainingRun) -> bool:
 @transaction.atomic  # the trail writer refuses to write outside a transaction (a 500 on the real path)
 def record_adapter_download(actor, run: TrainingRun) -> None:
     record_event(actor, "adapter.downloaded", run, f"{actor} downloaded the adapter of run {run.pk}",
-                {"run": run.pk, "adapter": {a.name: a.sha256 for a in run.artifacts.filter(kind="adapter", deleted_at__isnull=True)}})
+                 {"run": run.pk, "adapter": {a.name: a.sha256 for a in run.artifacts.filter(kind="adapter", deleted_at__isnull=True)}})

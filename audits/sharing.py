@@ -60,7 +60,7 @@ def share_pack(actor, pack: EvidencePack, regulator, expires_at: dt.datetime | N
     share = PackShare.objects.create(pack=pack, regulator=regulator, shared_by=actor, expires_at=expires_at, note=note)
     until = f" until {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""
     record_event(actor, "evidencepack.shared", pack, f"{actor} shared evidence pack {pack.pk} (run {pack.run_id}) with {regulator}{until}",
-                _payload(share))
+                 _payload(share))
     return share
 
 
@@ -74,7 +74,7 @@ def revoke_share(actor, share: PackShare) -> PackShare:
     share.revoked_at = timezone.now()
     share.save(update_fields=["revoked_at"])
     record_event(actor, "evidencepack.share_revoked", share.pack,
-                f"{actor} revoked {share.regulator}'s access to evidence pack {share.pack_id}", _payload(share))
+                 f"{actor} revoked {share.regulator}'s access to evidence pack {share.pack_id}", _payload(share))
     return share
 
 
@@ -82,13 +82,13 @@ def revoke_share(actor, share: PackShare) -> PackShare:
 def record_pack_viewed(actor, pack: EvidencePack, what: str = "detail page") -> None:
     """Every opening of a pack's page by anyone is an audit event (the regulator's above all)."""
     record_event(actor, "evidencepack.viewed", pack, f"{actor} opened the {what} of evidence pack {pack.pk}",
-                {"pack": pack.pk, "sha256": pack.sha256, "what": what, **_share_of(actor, pack)})
+                 {"pack": pack.pk, "sha256": pack.sha256, "what": what, **_share_of(actor, pack)})
 
 
 @transaction.atomic
 def record_pack_downloaded(actor, pack: EvidencePack, what: str = "zip") -> None:
     record_event(actor, "evidencepack.downloaded", pack, f"{actor} downloaded the {what} of evidence pack {pack.pk}",
-                {"pack": pack.pk, "sha256": pack.sha256, "what": what, **_share_of(actor, pack)})
+                 {"pack": pack.pk, "sha256": pack.sha256, "what": what, **_share_of(actor, pack)})
 
 
 def _share_of(actor, pack) -> dict:

@@ -101,7 +101,7 @@ def main(argv=None) -> int:
         with transaction.atomic():
             for i in range(max(0, args.events - have)):
                 record_event(None, "trainingrun.progress", run, f"Run {run.pk}: step {i + 1}, loss {2.5 - i / 400:.3f}, ε {i / 130:.3f}",
-                            {"step": i + 1})
+                             {"step": i + 1})
         facts = evidence.gather(run, audit)
         events = len(facts["audit_trail"]["events"])
         print(f"set-up {time.perf_counter() - started:.1f} s: run {run.pk}, {len(facts['approvals'])} approvals, {events} audit events "

@@ -27,7 +27,7 @@ def create_record(actor, form):
     """Save a new record from a valid ModelForm (or serializer-built instance) and audit it."""
     instance = form.save()
     record_event(actor, f"{instance._meta.model_name}.created", instance,
-          f"{actor} created {_verbose(instance)} “{instance}”", {"after": instance.audit_snapshot()})
+                 f"{actor} created {_verbose(instance)} “{instance}”", {"after": instance.audit_snapshot()})
     return instance
 
 
@@ -40,7 +40,7 @@ def update_record(actor, instance, apply_changes):
     after = type(instance).objects.get(pk=instance.pk).audit_snapshot()
     changed = {k: {"before": before.get(k), "after": after[k]} for k in after if before.get(k) != after[k] and k != "updated_at"}
     record_event(actor, f"{instance._meta.model_name}.updated", instance,
-          f"{actor} changed {', '.join(changed) or 'nothing'} of {_verbose(instance)} “{instance}”", {"changes": changed})
+                 f"{actor} changed {', '.join(changed) or 'nothing'} of {_verbose(instance)} “{instance}”", {"changes": changed})
     return instance
 
 
@@ -86,8 +86,8 @@ def upload_dataset(actor, upload: EncryptedUpload, *, data_classes=(), **fields)
             dataset.data_classes.set(data_classes)
             upload.kept = True
             record_event(actor, "dataset.uploaded", dataset,
-                  f"{actor} uploaded dataset “{dataset}” ({record_count} records, SHA-256 {dataset.sha256[:12]}…)",
-                  {"after": dataset.audit_snapshot()})
+                         f"{actor} uploaded dataset “{dataset}” ({record_count} records, SHA-256 {dataset.sha256[:12]}…)",
+                         {"after": dataset.audit_snapshot()})
             transaction.on_commit(lambda: _enqueue_pii_profile(dataset.pk), robust=True)
     except BaseException:
         upload.discard()
@@ -126,8 +126,8 @@ def shred_dataset(actor, dataset: Dataset, reason: str) -> Dataset:
         dataset.updated_at = dataset.shredded_at
         dataset.save(update_fields=["wrapped_key", "state", "shredded_at", "updated_at"])
         record_event(actor, "dataset.shredded", dataset,
-              f"{actor} crypto-shredded dataset “{dataset}”: its data key was destroyed",
-              {"reason": reason, "sha256": dataset.sha256})
+                     f"{actor} crypto-shredded dataset “{dataset}”: its data key was destroyed",
+                     {"reason": reason, "sha256": dataset.sha256})
         blob_id = dataset.blob_id
         transaction.on_commit(lambda: blob_store().delete(blob_id))
     return dataset
@@ -161,7 +161,7 @@ def classify_dataset(actor, dataset: Dataset, data_classes) -> Dataset:
     dataset.updated_at = timezone.now()
     dataset.save(update_fields=["updated_at"])
     record_event(actor, "dataset.classified", dataset, f"{actor} classified dataset “{dataset}” as {', '.join(after) or 'nothing'}",
-          {"before": before, "after": after})
+                 {"before": before, "after": after})
     # The workflow re-opens the requests that name it: they were approved under the old classes.
     signals.dataset_classified.send(sender=Dataset, dataset=dataset, reason=f"the data classes of dataset “{dataset}” changed")
     return dataset
@@ -171,14 +171,14 @@ def classify_dataset(actor, dataset: Dataset, data_classes) -> Dataset:
 def share_dataset(actor, dataset: Dataset, with_user) -> None:
     assign_perm("governance.view_dataset", with_user, dataset)
     record_event(actor, "dataset.shared", dataset, f"{actor} shared dataset “{dataset}” with {with_user}",
-          {"user_id": with_user.pk, "username": with_user.username})
+                 {"user_id": with_user.pk, "username": with_user.username})
 
 
 @transaction.atomic
 def unshare_dataset(actor, dataset: Dataset, with_user) -> None:
     remove_perm("governance.view_dataset", with_user, dataset)
     record_event(actor, "dataset.unshared", dataset, f"{actor} stopped sharing dataset “{dataset}” with {with_user}",
-          {"user_id": with_user.pk, "username": with_user.username})
+                 {"user_id": with_user.pk, "username": with_user.username})
 
 
 def attach_dpa_document(actor, dpa: DataProcessingAgreement, upload: EncryptedUpload) -> DataProcessingAgreement:
@@ -192,8 +192,8 @@ def attach_dpa_document(actor, dpa: DataProcessingAgreement, upload: EncryptedUp
             dpa.save()
             upload.kept = True
             record_event(actor, "dataprocessingagreement.document_attached", dpa,
-                  f"{actor} attached the signed document {dpa.document_name} to “{dpa}”",
-                  {"sha256": dpa.document_sha256, "size_bytes": dpa.document_size, "replaced_blob": bool(old_blob)})
+                         f"{actor} attached the signed document {dpa.document_name} to “{dpa}”",
+                         {"sha256": dpa.document_sha256, "size_bytes": dpa.document_size, "replaced_blob": bool(old_blob)})
             if old_blob:
                 transaction.on_commit(lambda: blob_store().delete(old_blob))
     except BaseException:

@@ -61,7 +61,7 @@ def profile_dataset_pii(dataset: Dataset, sample_size: int | None = None, seed: 
     with transaction.atomic():
         Dataset.objects.filter(pk=dataset.pk).update(pii_profile=profile, pii_profiled_at=timezone.now())
         record_event(None, "dataset.pii_profiled", dataset, f"Personal data profile of “{dataset}” from {len(sample)} sampled records",
-              {"sampled_records": len(sample), "entity_types": sorted(spans)})
+                     {"sampled_records": len(sample), "entity_types": sorted(spans)})
     return profile
 
 
@@ -109,7 +109,7 @@ def _review_item(dataset, record: Record, detection, reason) -> RedactionReview:
 def view_review_snippet(actor, item: RedactionReview) -> tuple[str, str, str]:
     """Open the original text around a detection; the opening itself is an audit event."""
     record_event(actor, "redactionreview.viewed", item, f"{actor} viewed the original text of review item {item.pk} ({item.entity_type})",
-          {"dataset_id": item.dataset_id, "record_id": item.record_id})
+                 {"dataset_id": item.dataset_id, "record_id": item.record_id})
     return item.snippet_parts()
 
 
@@ -129,7 +129,7 @@ def decide_review(actor, item: RedactionReview, decision: str, *, comment: str =
     item.decided_by, item.decided_at = actor, timezone.now()
     item.save()
     record_event(actor, f"redactionreview.{decision}", item, f"{actor} {decision} the {item.entity_type} detection in record {item.record_id}",
-          {"dataset_id": item.dataset_id, "record_id": item.record_id, "start": item.start, "end": item.end,
+                 {"dataset_id": item.dataset_id, "record_id": item.record_id, "start": item.start, "end": item.end,
            "new_start": item.new_start, "new_end": item.new_end, "comment": comment})
     return item
 

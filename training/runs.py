@@ -168,7 +168,7 @@ def create_run(actor, base_model, datasets, config: dict, *, enqueue: bool = Tru
     run = TrainingRun.objects.create(created_by=actor, base_model=base_model, config=run_settings.as_dict())
     run.datasets.set(datasets)
     record_event(actor, "trainingrun.created", run, f"{actor} queued training run {run.pk} on “{base_model}”",
-          {"base_model": base_model.name, "base_model_weights": base_model.weight_hashes,
+                 {"base_model": base_model.name, "base_model_weights": base_model.weight_hashes,
            "datasets": {str(d.pk): d.sha256 for d in datasets}, "config": run.config})
     if enqueue:
         transaction.on_commit(lambda: enqueue_run(run, queue))
@@ -251,7 +251,7 @@ def finish_run(run: TrainingRun, state: str, *, reason: str = "", result: dict |
     summary = {RunState.SUCCEEDED: f"Training run {run.pk} trained an adapter", RunState.CANCELLED: f"Training run {run.pk} was cancelled",
                RunState.FAILED: f"Training run {run.pk} failed: {reason}"}[state]
     record_event(None, f"trainingrun.{state}", run, summary[:500],
-          {"reason": reason, "epsilon": run.epsilon_spent, "steps": run.step, "adapter": (manifest or {}).get("hashes", {}).get("adapter")})
+                 {"reason": reason, "epsilon": run.epsilon_spent, "steps": run.step, "adapter": (manifest or {}).get("hashes", {}).get("adapter")})
     signals.run_changed.send(sender=TrainingRun, run=run)
     return run
 

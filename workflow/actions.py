@@ -64,7 +64,7 @@ def create_request(actor, data: dict, datasets, *, idempotency_key: str | None =
     request.save()
     request.datasets.set(datasets)
     record_event(actor, "trainingrequest.created", request, f"{actor} drafted training request “{request}”",
-          {"content": request.content()})
+                 {"content": request.content()})
     return request
 
 
@@ -90,8 +90,8 @@ def update_request(actor, request, data: dict, datasets=None):
     request.state, request.content_hash, request.findings, request.updated_at = RequestState.DRAFT, "", [], timezone.now()
     request.save()
     record_event(actor, "trainingrequest.edited", request, f"{actor} edited training request “{request}”; back to draft"
-          + (f", {voided} approval(s) voided" if voided else ""),
-          {"changed": sorted(k for k in after if after[k] != before.get(k)), "voided_approvals": voided})
+                 + (f", {voided} approval(s) voided" if voided else ""),
+                 {"changed": sorted(k for k in after if after[k] != before.get(k)), "voided_approvals": voided})
     return request
 
 
@@ -119,7 +119,7 @@ def submit_request(actor, request):
     request.state, request.submitted_at, request.updated_at = RequestState.SUBMITTED, timezone.now(), timezone.now()
     request.save()
     record_event(actor, "trainingrequest.submitted", request, f"{actor} submitted training request “{request}” for approval",
-          {"content_hash": request.content_hash, "findings": findings, "required_approvals": request.required_approvals()})
+                 {"content_hash": request.content_hash, "findings": findings, "required_approvals": request.required_approvals()})
     return request
 
 
@@ -169,7 +169,7 @@ def decide_request(actor, request, decision: str, *, comment: str = "", conditio
     request.save()
     verb = "approved" if decision == ApprovalDecision.APPROVE else "rejected"
     record_event(actor, f"trainingrequest.{verb}", request, f"{actor} ({approval.get_role_display()}) {verb} training request “{request}”",
-          {"content_hash": current, "role": role, "comment": comment, "conditions": conditions})
+                 {"content_hash": current, "role": role, "comment": comment, "conditions": conditions})
     if decision == ApprovalDecision.APPROVE and not request.missing_approvals():
         _dispatch(request)
     return approval
@@ -188,11 +188,11 @@ def _dispatch(request) -> None:
         return
     request.refresh_from_db()
     record_event(None, "trainingrequest.fully_approved", request, f"Training request “{request}” has every approval it needs",
-          {"content_hash": request.content_hash, "approvals": list(request.valid_approvals().values_list("approver__username", flat=True))})
+                 {"content_hash": request.content_hash, "approvals": list(request.valid_approvals().values_list("approver__username", flat=True))})
     blockers = [f for f in policy.findings_for(request) if f.severity == "blocker"]
     if blockers:  # something lapsed while the approvers read it: approved, but it does not train
         record_event(None, "trainingrequest.dispatch_refused", request, f"Training request “{request}” was not dispatched: a rule is broken",
-              {"blockers": [f.as_dict() for f in blockers]})
+                     {"blockers": [f.as_dict() for f in blockers]})
         return
     run = create_run(request.requester, request.base_model, request.datasets.all(), request.settings, queue=request.compute_target.celery_queue)
     TrainingRequest.objects.filter(pk=request.pk).update(run=run, state=RequestState.QUEUED)
@@ -254,7 +254,7 @@ def draft_model_card(run, actor=None):
     if card is None:
         card = ModelCard.objects.create(run=run, facts=facts, sections=model_cards.draft_sections(run, facts))
         record_event(actor, "modelcard.drafted", card, f"{who} drafted the model card of run {run.pk}",
-              {"run": run.pk, "audit": (facts["audit"] or {}).get("id"), "content_hash": card.compute_content_hash()})
+                     {"run": run.pk, "audit": (facts["audit"] or {}).get("id"), "content_hash": card.compute_content_hash()})
         return card
     if card.facts == facts:
         return card
@@ -268,8 +268,8 @@ def draft_model_card(run, actor=None):
     card.updated_at = timezone.now()
     card.save()
     record_event(actor, "modelcard.facts_refreshed", card,
-          f"{who} refreshed the figures of the model card of run {run.pk}" + ("; its approval is void" if was_approved else ""),
-          {"run": run.pk, "audit": (facts["audit"] or {}).get("id"), "edited_sections_kept": kept,
+                 f"{who} refreshed the figures of the model card of run {run.pk}" + ("; its approval is void" if was_approved else ""),
+                 {"run": run.pk, "audit": (facts["audit"] or {}).get("id"), "edited_sections_kept": kept,
            "approval_voided": was_approved, "content_hash": card.compute_content_hash()})
     return card
 
@@ -300,9 +300,9 @@ def edit_model_card(actor, card, sections: dict):
     card.updated_at = timezone.now()
     card.save()
     record_event(actor, "modelcard.edited", card,
-          f"{actor} edited the model card of run {card.run_id} ({', '.join(model_cards.SECTION_LABELS[k] for k in changed)})"
-          + ("; back to draft, its approval is void" if was_approved else ""),
-          {"changed": changed, "approval_voided": was_approved, "content_hash": card.compute_content_hash()})
+                 f"{actor} edited the model card of run {card.run_id} ({', '.join(model_cards.SECTION_LABELS[k] for k in changed)})"
+                 + ("; back to draft, its approval is void" if was_approved else ""),
+                 {"changed": changed, "approval_voided": was_approved, "content_hash": card.compute_content_hash()})
     return card
 
 
@@ -328,7 +328,7 @@ def approve_model_card(actor, card, seen_hash: str):
     card.updated_at = card.approved_at
     card.save()
     record_event(actor, "modelcard.approved", card, f"{actor} approved the model card of run {card.run_id}",
-          {"content_hash": current, "run": card.run_id, "audit": card.facts["audit"].get("id")})
+                 {"content_hash": current, "run": card.run_id, "audit": card.facts["audit"].get("id")})
     return card
 
 
@@ -355,7 +355,7 @@ def build_pack(actor, run):
                 seconds=round(seconds, 3))
             who = f"{actor} built" if actor else "Built after the audit:"
             record_event(actor, "evidencepack.built", pack, f"{who} evidence pack {pack.pk} of run {run.pk} (audit {audit_item.pk})",
-                        {"run": run.pk, "audit": audit_item.pk, "sha256": pack.sha256, "manifest_sha256":
+                         {"run": run.pk, "audit": audit_item.pk, "sha256": pack.sha256, "manifest_sha256":
                          hashlib.sha256(rendered.manifest_bytes).hexdigest(), "files": rendered.manifest["files"],
                          "signature": pack.signature, "public_key_sha256": pack.public_key_fingerprint, "pages": pack.pages})
     except BaseException:

@@ -160,9 +160,16 @@ class TrainingRequest(models.Model):
     def valid_approvals(self):
         return self.approvals.filter(voided_at__isnull=True, decision=ApprovalDecision.APPROVE, content_hash=self.content_hash)
 
-    def missing_approvals(self) -> dict[str, int]:
+    def missing_approvals(self, signatures=None) -> dict[str, int]:
+        """Approval slots still open on this version. `signatures`: the approvals already loaded
+        for this version (the inbox prefetches them), instead of asking the database again."""
+        if signatures is None:
+            roles = list(self.valid_approvals().values_list("role", flat=True))
+        else:
+            roles = [s.role for s in signatures if s.voided_at is None and s.decision == ApprovalDecision.APPROVE
+                     and s.content_hash == self.content_hash]
         given: dict[str, int] = {}
-        for role in self.valid_approvals().values_list("role", flat=True):
+        for role in roles:
             given[role] = given.get(role, 0) + 1
         return {role: n - given.get(role, 0) for role, n in self.required_approvals().items() if n - given.get(role, 0) > 0}
 

@@ -3,7 +3,6 @@ approve or reject, the approver's inbox. Thin: check access, call one action, re
 
 from __future__ import annotations
 
-from collections import Counter
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -67,8 +66,7 @@ def awaiting_decision_by(user) -> list[wm.TrainingRequest]:
     for request in candidates:
         if any(s.approver_id == user.pk for s in request.signatures):
             continue  # one signature per person and version, a voided one included
-        given = Counter(s.role for s in request.signatures if s.voided_at is None and s.decision == wm.ApprovalDecision.APPROVE)
-        missing = {role: n - given[role] for role, n in request.required_approvals().items() if n > given[role]}
+        missing = request.missing_approvals(request.signatures)
         try:
             actions._approval_role(_Tallied(request, missing), user)
         except (actions.RequestRefused, PermissionError):

@@ -542,31 +542,29 @@ def _read_jsonl(path: Path) -> list[str]:
     return texts
 
 
-def _read_canaries(path: Path) -> list[dict]:
+def _read_json_list(path: Path, valid, shape: str) -> list[dict]:
+    """A JSON file holding a list of objects that each pass `valid`; `shape` says what is expected."""
     if not path.is_file():
         raise BadInput(f"{path}: no such file.")
     try:
-        canaries = json.loads(path.read_text(encoding="utf-8"))
+        items = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise BadInput(f"{path}, line {error.lineno}: not valid JSON ({error.msg}).") from None
-    if not isinstance(canaries, list) or not all(isinstance(c, dict) and isinstance(c.get("prefix"), str)
-                                                 and isinstance(c.get("secret"), str) for c in canaries):
-        raise BadInput(f"{path}: expected a list of objects with “prefix” and “secret” strings.")
-    return canaries
+    if not isinstance(items, list) or not all(isinstance(c, dict) and valid(c) for c in items):
+        raise BadInput(f"{path}: expected a list of objects with {shape}.")
+    return items
+
+
+def _read_canaries(path: Path) -> list[dict]:
+    """canaries.json from training: [{"prefix", "secret", …}, …]."""
+    return _read_json_list(path, lambda c: isinstance(c.get("prefix"), str) and isinstance(c.get("secret"), str),
+                           "“prefix” and “secret” strings")
 
 
 def _read_audit_canaries(path: Path) -> list[dict]:
     """audit_canaries.json from training: [{"text", "included"}, …]."""
-    if not path.is_file():
-        raise BadInput(f"{path}: no such file.")
-    try:
-        canaries = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise BadInput(f"{path}, line {error.lineno}: not valid JSON ({error.msg}).") from None
-    if not isinstance(canaries, list) or not all(isinstance(c, dict) and isinstance(c.get("text"), str)
-                                                 and isinstance(c.get("included"), bool) for c in canaries):
-        raise BadInput(f"{path}: expected a list of objects with a “text” string and an “included” true or false.")
-    return canaries
+    return _read_json_list(path, lambda c: isinstance(c.get("text"), str) and isinstance(c.get("included"), bool),
+                           "a “text” string and an “included” true or false")
 
 
 EXIT_CODES = {PASS: 0, FAIL: 1, INCONCLUSIVE: 3}  # 2: bad input

@@ -148,7 +148,7 @@ def complete_audit(run: TrainingRun, passed: bool = True) -> AdapterAudit:
             charts={"roc": charts["audit:roc"], "exposure": charts["audit:exposure"]}, created_at=run.finished_at,
             started_at=run.finished_at, finished_at=finished, purged_at=finished)
         record_event(None, "adapteraudit.completed", item, f"Audit {item.pk} of run {run.pk}: {'passed' if passed else 'failed'}",
-                    {"passed": passed})
+                     {"passed": passed})
         follow_run(run)
     return item
 

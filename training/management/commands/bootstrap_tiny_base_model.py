@@ -30,5 +30,5 @@ class Command(BaseCommand):
                 **facts,
             })
             record_event(None, "basemodel.registered", model, f"Base model “{name}” registered ({facts['parameter_count']:,} parameters)",
-                  {"weight_hashes": facts["weight_hashes"], "architecture": facts["architecture"], "steps": steps, "seed": seed})
+                         {"weight_hashes": facts["weight_hashes"], "architecture": facts["architecture"], "steps": steps, "seed": seed})
         self.stdout.write(self.style.SUCCESS(f"{name}: {facts['parameter_count']:,} parameters at {directory}"))

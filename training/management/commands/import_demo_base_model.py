@@ -39,6 +39,6 @@ class Command(BaseCommand):
             model, _ = BaseModel.objects.update_or_create(name=NAME, defaults={
                 "source": BaseModelSource.GGUF, "location": str(directory), "licence": "Apache-2.0", **facts})
             record_event(None, "basemodel.registered", model, f"Base model “{NAME}” registered from GGUF ({facts['parameter_count']:,} parameters)",
-                  {"gguf_file": GGUF, "gguf_sha256": sha256_file(gguf), "weight_hashes": facts["weight_hashes"],
+                         {"gguf_file": GGUF, "gguf_sha256": sha256_file(gguf), "weight_hashes": facts["weight_hashes"],
                    "architecture": facts["architecture"]})
         self.stdout.write(self.style.SUCCESS(f"{NAME}: {facts['parameter_count']:,} parameters at {directory}"))
