@@ -61,6 +61,11 @@ def test_run_portal_serves_and_stops_web_server_and_worker_together(tmp_path):
             except OSError:
                 time.sleep(0.5)
         assert answer == 200
+        # The web server may answer before the worker (importing torch under a loaded CI
+        # machine) has printed its banner; stop both only once the worker is up too.
+        worker_log = tmp_path / "logs" / "worker.log"
+        while time.time() < deadline + 60 and not (worker_log.exists() and "[tasks]" in worker_log.read_text()):
+            time.sleep(0.5)
         children = subprocess.run(["pgrep", "-P", str(portal.pid)], capture_output=True, text=True).stdout.split()
         assert len(children) == 2
         portal.send_signal(signal.SIGTERM)
@@ -73,7 +78,7 @@ def test_run_portal_serves_and_stops_web_server_and_worker_together(tmp_path):
         assert f"Provenant is at http://127.0.0.1:{port}/" in terminal and "worker.log" in terminal
         assert "GET /login/" not in terminal and "[tasks]" not in terminal
         assert "GET /login/" in (tmp_path / "logs" / "web.log").read_text() + (tmp_path / "logs" / "provenant.log").read_text()
-        assert "[tasks]" in (tmp_path / "logs" / "worker.log").read_text()
+        assert "[tasks]" in worker_log.read_text()
     finally:
         if portal.poll() is None:
             portal.kill()
