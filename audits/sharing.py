@@ -29,6 +29,17 @@ def regulators():
     return get_user_model().objects.filter(is_active=True, groups__name=REGULATOR).order_by("username").distinct()
 
 
+MAX_SHARE_YEARS = 10  # a share is reviewed at least this often; longer access is "until revoked"
+
+
+def latest_expiry_day(today: dt.date) -> dt.date:
+    """The last day a share may be set to run until (ten years on; 29 February falls back a day)."""
+    try:
+        return today.replace(year=today.year + MAX_SHARE_YEARS)
+    except ValueError:
+        return today.replace(year=today.year + MAX_SHARE_YEARS, day=28)
+
+
 def end_of_day(day: dt.date) -> dt.datetime:
     """A share "until 2025-06-30" lasts to the end of that day, UTC."""
     return dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=dt.timezone.utc)
@@ -50,6 +61,9 @@ def share_pack(actor, pack: EvidencePack, regulator, expires_at: dt.datetime | N
     now = timezone.now()
     if expires_at is not None and expires_at <= now:
         raise ShareRefused("The expiry is in the past: choose a later date, or none.")
+    if expires_at is not None and expires_at > end_of_day(latest_expiry_day(now.date())):
+        raise ShareRefused(f"A share can run for at most {MAX_SHARE_YEARS} years (until {latest_expiry_day(now.date()):%Y-%m-%d}): "
+                           "choose an earlier date, or none to share until revoked.")
     note = (note or "").strip()
     if len(note) > PackShare._meta.get_field("note").max_length:
         raise ShareRefused("Keep the note under 300 characters.")

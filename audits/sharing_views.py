@@ -28,8 +28,13 @@ class ShareForm(forms.Form):
 
     def clean_expires_on(self):
         day = self.cleaned_data.get("expires_on")
-        if day is not None and day < timezone.now().date():
+        today = timezone.now().date()
+        if day is not None and day < today:
             raise forms.ValidationError("This date has passed.")
+        if day is not None and day > sharing.latest_expiry_day(today):
+            raise forms.ValidationError(
+                f"A share can run for at most {sharing.MAX_SHARE_YEARS} years (until {sharing.latest_expiry_day(today):%Y-%m-%d}): "
+                "choose an earlier date, or leave it empty to share until revoked.")
         return day
 
 

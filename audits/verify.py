@@ -232,6 +232,9 @@ def _verify_archive(archive: zipfile.ZipFile, key) -> Result:
         except (UnicodeDecodeError, ValueError) as exc:
             problem(MANIFEST, f"is not a readable manifest ({exc})")
             manifest = {}
+        except RecursionError:  # thousands of nested brackets: no manifest is shaped like that
+            problem(MANIFEST, "is not a readable manifest (nested too deeply to read)")
+            manifest = {}
         else:
             status.setdefault(MANIFEST, "ok")
 
@@ -243,7 +246,7 @@ def _verify_archive(archive: zipfile.ZipFile, key) -> Result:
             problem(name, "the manifest lists itself or the signature, which it cannot")
             continue
         if name not in members:
-            problem(name, "listed in the manifest but missing from the pack")
+            problem(_shown(name), "listed in the manifest but missing from the pack")
             continue
         try:
             actual = _hash_member(archive, members[name], budget)
@@ -251,7 +254,7 @@ def _verify_archive(archive: zipfile.ZipFile, key) -> Result:
             problem(name, f"damaged inside the zip ({exc})")
             continue
         if actual != expected:
-            problem(name, f"its SHA-256 is {actual}, the manifest says {expected}: the file was changed")
+            problem(name, f"its SHA-256 is {actual}, the manifest says {_shown(str(expected))}: the file was changed")
         else:
             status.setdefault(name, "ok")
     for name in sorted(set(members) - set(listed) - {MANIFEST, SIGNATURE}):
@@ -288,15 +291,25 @@ def _check_events(results_bytes: bytes) -> list[str]:
         results = json.loads(results_bytes.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         return [f"is not readable JSON ({exc})"]
+    except RecursionError:
+        return ["is not readable JSON (nested too deeply to read)"]
     trail = results.get("audit_trail") if isinstance(results, dict) else None
     events = trail.get("events", []) if isinstance(trail, dict) else []
+    if not isinstance(events, list):
+        return ["its audit-trail excerpt is not a list of events"]
     found = []
     for event in events:
+        # A sequence is a whole number; a hostile excerpt may put anything there, so show only that.
+        number = event.get("sequence") if isinstance(event, dict) and type(event.get("sequence")) is int else "?"
         try:
             if event_hash(event) != event.get("hash"):
-                found.append(f"audit event #{event.get('sequence')} does not match its own hash")
-        except (KeyError, TypeError, AttributeError):
-            found.append(f"audit event #{event.get('sequence') if isinstance(event, dict) else '?'} lacks a hashed field")
+                found.append(f"audit event #{number} does not match its own hash")
+        except UnicodeEncodeError:
+            found.append(f"audit event #{number} holds a lone surrogate, which is not text: it was not written by the portal")
+        except (KeyError, TypeError, AttributeError, ValueError):
+            found.append(f"audit event #{number} lacks a hashed field")
+        except RecursionError:
+            found.append(f"audit event #{number} is nested too deeply to hash")
     return found
 
 

@@ -2,6 +2,8 @@
 the admin is for administrators to look, not to bypass the audit trail."""
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 
 from governance import models as m
 
@@ -54,3 +56,39 @@ class DatasetAdmin(ReadOnlyAdmin):
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["sequence", "occurred_at", "actor_username", "action", "object_type", "object_id"]
     list_filter = ["action", "object_type"]
+
+
+# Accounts and roles: Django's own UserAdmin would let anyone with auth.change_user set
+# is_superuser, staff status, groups, permissions and other people's passwords, unaudited. Here
+# they can be looked at; they change only in the portal's Users pages (governance.users), which
+# write the trail and ask a second person for the powerful roles.
+for model in (get_user_model(), Group):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+
+
+@admin.register(get_user_model())
+class UserAdmin(ReadOnlyAdmin):
+    list_display = ["username", "email", "roles", "is_active", "last_login"]
+    list_filter = ["is_active", "groups"]
+    search_fields = ["username", "email"]
+    fields = ["username", "first_name", "last_name", "email", "is_active", "groups", "last_login", "date_joined"]
+
+    @admin.display(description="roles")
+    def roles(self, obj):
+        return ", ".join(sorted(g.name for g in obj.groups.all())) or "—"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+
+@admin.register(Group)
+class GroupAdmin(ReadOnlyAdmin):
+    list_display = ["name"]
+    fields = ["name"]
+
+
+@admin.register(m.RoleGrant)
+class RoleGrantAdmin(ReadOnlyAdmin):
+    list_display = ["user", "role", "state", "proposed_by", "proposed_at", "decided_by", "decided_at"]
+    list_filter = ["role", "state"]

@@ -1,9 +1,23 @@
 import django_filters as df
+from django.db import models
+from django.db.models.fields.related import ManyToManyRel, ManyToOneRel
+from django_filters.filterset import FILTER_FOR_DBFIELD_DEFAULTS
 
 from governance import models as m
+from governance.fields import RecordsFilter
 
 
-class DataClassFilter(df.FilterSet):
+class FilterSet(df.FilterSet):
+    """Filters over several related records take only ids a record can have (governance.fields)."""
+
+    FILTER_DEFAULTS = {
+        **FILTER_FOR_DBFIELD_DEFAULTS,
+        **{kind: {**FILTER_FOR_DBFIELD_DEFAULTS[kind], "filter_class": RecordsFilter}
+           for kind in (models.ManyToManyField, ManyToOneRel, ManyToManyRel)},
+    }
+
+
+class DataClassFilter(FilterSet):
     name = df.CharFilter(lookup_expr="icontains")
 
     class Meta:
@@ -11,7 +25,7 @@ class DataClassFilter(df.FilterSet):
         fields = ["name", "tier", "fine_tuning_use", "dp_required", "redaction_required"]
 
 
-class ProcessorFilter(df.FilterSet):
+class ProcessorFilter(FilterSet):
     name = df.CharFilter(lookup_expr="icontains")
 
     class Meta:
@@ -19,7 +33,7 @@ class ProcessorFilter(df.FilterSet):
         fields = ["name", "country"]
 
 
-class AttestationFilter(df.FilterSet):
+class AttestationFilter(FilterSet):
     expires_before = df.DateFilter(field_name="expires_on", lookup_expr="lte", label="Expires on or before")
 
     class Meta:
@@ -27,7 +41,7 @@ class AttestationFilter(df.FilterSet):
         fields = ["processor", "kind", "expires_before"]
 
 
-class DataProcessingAgreementFilter(df.FilterSet):
+class DataProcessingAgreementFilter(FilterSet):
     title = df.CharFilter(lookup_expr="icontains")
     expires_before = df.DateFilter(field_name="expires_on", lookup_expr="lte", label="Expires on or before")
 
@@ -36,13 +50,13 @@ class DataProcessingAgreementFilter(df.FilterSet):
         fields = ["title", "processor", "no_training_on_customer_data", "no_retention_of_training_data", "expires_before"]
 
 
-class ComputeTargetFilter(df.FilterSet):
+class ComputeTargetFilter(FilterSet):
     class Meta:
         model = m.ComputeTarget
         fields = ["kind", "region", "egress_blocked", "active"]
 
 
-class DatasetFilter(df.FilterSet):
+class DatasetFilter(FilterSet):
     name = df.CharFilter(lookup_expr="icontains")
     unclassified = df.BooleanFilter(field_name="data_classes", lookup_expr="isnull", label="Awaiting classification", distinct=True)
 
@@ -51,7 +65,7 @@ class DatasetFilter(df.FilterSet):
         fields = ["name", "file_format", "segment", "state", "lawful_basis", "data_classes", "unclassified"]
 
 
-class AuditEventFilter(df.FilterSet):
+class AuditEventFilter(FilterSet):
     action = df.CharFilter(lookup_expr="icontains")
     actor = df.CharFilter(field_name="actor_username", label="Actor")
     since = df.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
@@ -62,7 +76,7 @@ class AuditEventFilter(df.FilterSet):
         fields = ["action", "object_type", "object_id", "actor", "since", "until"]
 
 
-class RedactionRuleFilter(df.FilterSet):
+class RedactionRuleFilter(FilterSet):
     class Meta:
         model = m.RedactionRule
         fields = ["data_class", "kind", "entity_type"]

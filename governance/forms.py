@@ -2,6 +2,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from governance import models as m
+from governance.fields import RecordsChoiceField
 
 
 class CommaListField(forms.CharField):
@@ -125,7 +126,7 @@ class ComputeTargetForm(forms.ModelForm):
 
 class DatasetUploadForm(UploadErrorsMixin, forms.ModelForm):
     file = forms.FileField(help_text="JSONL, CSV or plain text, UTF-8. Encrypted as it streams in.")
-    data_classes = forms.ModelMultipleChoiceField(
+    data_classes = RecordsChoiceField(
         queryset=m.DataClass.objects.all(), required=False, widget=forms.CheckboxSelectMultiple,
         help_text="Until it is classified, the dataset cannot be used for training.",
     )
@@ -158,7 +159,7 @@ class DatasetUploadForm(UploadErrorsMixin, forms.ModelForm):
 class DatasetEditForm(forms.ModelForm):
     """The description of a dataset; its data classes only for the privacy officer, who classifies."""
 
-    data_classes = forms.ModelMultipleChoiceField(
+    data_classes = RecordsChoiceField(
         queryset=m.DataClass.objects.all(), required=False, widget=forms.CheckboxSelectMultiple,
         help_text="Changing the classes sends every request that names this dataset and awaits approval back to draft.")
 

@@ -114,7 +114,7 @@ def iter_field_values(text: Iterator[str], fmt: str, field: str) -> Iterator[tup
     for number, line in enumerate(text, start=1):
         if not line.strip():
             continue
-        value = json.loads(line)  # iter_records has validated the file at upload
+        value = _json_line(number, line)  # iter_records has validated the file at upload
         field_value = value.get(field) if isinstance(value, dict) else None
         if isinstance(field_value, bool) or not isinstance(field_value, (str, int)) or str(field_value).strip() == "":
             raise IngestError(f"Line {number} has no “{field}” value (text or a whole number); every record needs one.")
@@ -132,10 +132,7 @@ def _jsonl_records(text: Iterator[str], text_field: str) -> Iterator[tuple[int, 
     for number, line in enumerate(text, start=1):
         if not line.strip():
             continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise IngestError(f"Line {number} is not valid JSON: {exc.msg} (column {exc.colno}).") from None
+        value = _json_line(number, line)
         if not isinstance(value, dict):
             raise IngestError(f"Line {number} is a JSON {type(value).__name__}, not an object with a \"{text_field}\" field.")
         if text_field not in value:
@@ -143,7 +140,29 @@ def _jsonl_records(text: Iterator[str], text_field: str) -> Iterator[tuple[int, 
         field = value[text_field]
         if not isinstance(field, str):
             raise IngestError(f"Line {number}: the \"{text_field}\" field is a {type(field).__name__}, not text.")
+        try:
+            field.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a "\ud800" escape: no tokenizer or file can take it
+            raise IngestError(
+                f"Line {number}: the \"{text_field}\" field holds a lone surrogate (\\u{ord(field[exc.start]):04x}), "
+                "which is not a character. Write each character whole (a complete surrogate pair, or the character itself)."
+            ) from None
         yield number, field
+
+
+def _json_line(number: int, line: str):
+    """One JSONL line, decoded, or a refusal that names the line."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise IngestError(f"Line {number} is not valid JSON: {exc.msg} (column {exc.colno}).") from None
+    except RecursionError:  # thousands of nested brackets exhaust the decoder's recursion limit
+        raise IngestError(f"Line {number} is nested too deeply to read: a record is one object of text fields.") from None
+    except ValueError:  # an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise IngestError(
+            f"Line {number} holds a number of more than {sys.get_int_max_str_digits()} digits, too long to read. "
+            "Write it as text (in quotes) or remove it."
+        ) from None
 
 
 def _csv_records(text: Iterator[str], column: str) -> Iterator[tuple[int, str]]:

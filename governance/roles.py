@@ -59,7 +59,9 @@ ROLE_PERMISSIONS = {
        "training.cancel_any_run", "audits.view_adapteraudit", "audits.view_adapterrelease",
        "governance.view_trainingrequest", "governance.decide_trainingrequest", "governance.view_approval",
        "governance.view_modelcard", "audits.view_evidencepack"}
-    | _perms("auth", ["view", "add", "change"], ["user"]) | {"auth.view_group"},
+    # Accounts and roles change only through governance.users (audited, two people for the
+    # powerful roles), never through Django's auth admin: administrators may look, not edit.
+    | {"auth.view_user", "auth.view_group"},
 }
 
 
@@ -100,3 +102,14 @@ def roles_context(request):
         "is_regulator": REGULATOR in roles,
         "is_admin_role": ADMIN in roles,
     }
+
+
+def role_refusal(url_kwargs: dict) -> Exception:
+    """What a page answers to a role that may not use it. A URL naming an object (it has an id)
+    answers 404: that role sees no such object at all, and whether one exists is not theirs to
+    learn. A page without an object (a list, a form) answers 403: the page exists, their role
+    lacks it. (An object the user can see but may not act on is a 403 from the view itself.)"""
+    from django.core.exceptions import PermissionDenied
+    from django.http import Http404
+
+    return Http404("Nothing here that you can see.") if url_kwargs else PermissionDenied()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from governance import filters, forms, views
+from governance import filters, forms, user_views, views
 
 from governance import models as m
 
@@ -38,4 +38,16 @@ urlpatterns += [
     path("datasets/<int:pk>/review-scan/", views.DatasetReviewScanView.as_view(), name="dataset_review_scan"),
     path("audit-trail/", views.AuditTrailView.as_view(), name="audit_trail"),
     path("audit-trail/export.jsonl", views.AuditTrailExportView.as_view(), name="audit_trail_export"),
+]
+
+# Accounts and roles (governance.users): the admin role's pages, and the grants awaiting a second person.
+urlpatterns += [
+    path("users/", user_views.UserListView.as_view(), name="user_list"),
+    path("users/new/", user_views.UserCreateView.as_view(), name="user_create"),
+    path("users/<int:pk>/", user_views.UserDetailView.as_view(), name="user_detail"),
+    *[path(f"users/<int:pk>/{verb}/", user_views.UserActionView.as_view(action=verb), name=f"user_{verb}")
+      for verb in ("propose", "revoke", "deactivate", "reactivate", "reset")],
+    path("role-grants/", user_views.RoleGrantsView.as_view(), name="role_grants"),
+    path("role-grants/<int:pk>/confirm/", user_views.RoleGrantDecisionView.as_view(decision="confirm"), name="role_grant_confirm"),
+    path("role-grants/<int:pk>/decline/", user_views.RoleGrantDecisionView.as_view(decision="decline"), name="role_grant_decline"),
 ]

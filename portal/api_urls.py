@@ -10,3 +10,14 @@ for app_router in (governance_router, workflow_router):
     router.registry.extend(app_router.registry)
 
 urlpatterns = router.urls
+
+
+def not_found(request, exception=None):
+    """The portal's 404 handler (portal/urls.py): a JSON body for any path under /api/ that no
+    route matches, as the API's own 404s are; Django's page everywhere else."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "No API endpoint at this path: GET /api/ lists them."}, status=404)
+    return page_not_found(request, exception)

@@ -10,6 +10,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/token/", views.ApiTokenView.as_view(), name="api_token"),
+    path("account/reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
+    path("account/reset/done/", views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("healthz", views.health, name="health"),
     path("governance/", include("governance.urls")),
     path("governance/", include("workflow.urls")),
@@ -21,3 +23,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api_schema"), name="api_docs"),
     path("admin/", admin.site.urls),
 ]
+
+# A path no route matches: JSON under /api/ (an id the router's pattern refuses, such as `4.5`), as
+# the API's own 404s are; the HTML page everywhere else.
+handler404 = "portal.api_urls.not_found"

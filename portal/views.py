@@ -1,5 +1,7 @@
 import datetime as dt
 
+from django.contrib.auth import login as auth_login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.db import connection
@@ -10,6 +12,7 @@ from django.utils import timezone
 from django.views.generic import TemplateView
 from rest_framework.authtoken.models import Token
 
+from governance import users
 from governance.roles import roles_of
 from governance.models import Attestation, DataProcessingAgreement, Dataset, DatasetState
 from workflow.request_views import awaiting_decision_by
@@ -77,3 +80,22 @@ def health(request):
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """The one-time link an administrator issues (governance.users.issue_password_reset): the user
+    chooses their own password, and the trail records that they did."""
+
+    template_name = "registration/password_reset_confirm.html"
+
+    def form_valid(self, form):
+        # Django's own form_valid saves the password outside our action; do its steps around it.
+        user = users.set_password_from_reset_link(form)
+        del self.request.session[auth_views.INTERNAL_RESET_SESSION_TOKEN]
+        if self.post_reset_login:
+            auth_login(self.request, user, self.post_reset_login_backend)
+        return redirect(self.get_success_url())
+
+
+class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
+    template_name = "registration/password_reset_complete.html"

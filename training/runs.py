@@ -6,7 +6,7 @@ Each action is atomic and writes its audit event in the same transaction; the pi
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 from django.db import transaction
@@ -16,23 +16,31 @@ from governance.trail import record_event
 from governance.models import DatasetFormat
 from training.engine.dp_lora import DEFAULT_MAX_DELTA, TrainConfig  # noqa: F401 - policy reads the ceiling here
 from training.engine.prepare import CanarySpec
-from training import signals
+from training import settings_schema, signals
 from training.models import ACTIVE_RUN_STATES, RunState, TrainingRun
 
 
-# Checks of a run's `audit` overrides, each returning its problems; registered by the audits app,
-# which owns the audit's settings (training does not import the layer above it).
+# Checks of a run's `audit` overrides, each returning its problems as sentences that start with the
+# key's path ("audit.candidates: …"); registered by the audits app, which owns the audit's settings
+# (training does not import the layer above it). The schema has already made `audit` an object.
 AUDIT_SETTINGS_CHECKS: list = []
 
 
 class InvalidRunSettings(ValueError):
-    pass
+    """What is wrong with run settings, each problem naming its key path ("training.target_epsilon:
+    must be a number, got 'abc'"). `problems` holds them one by one (`settings_schema.Problem`)."""
+
+    def __init__(self, message: str, problems=()):
+        super().__init__(message)
+        self.problems = list(problems)
 
 
 @dataclass(frozen=True)
 class RunSettings:
     """What a run needs beyond its base model and datasets. Built from a plain dict (the request
-    form, the API, a YAML file); unknown keys are refused, so a typo never silently falls back."""
+    form, the API, a YAML file, a stored run config) through the one schema,
+    `training.settings_schema.RunSettingsSchema`: types, ranges and unknown keys are refused
+    there, and the checks that tie settings together here."""
 
     training: TrainConfig = field(default_factory=TrainConfig)
     canaries: CanarySpec = field(default_factory=CanarySpec)
@@ -48,50 +56,46 @@ class RunSettings:
 
     @classmethod
     def from_dict(cls, raw: dict | None) -> "RunSettings":
-        raw = dict(raw or {})
-        unknown = set(raw) - {f.name for f in fields(cls)}
-        if unknown:
-            raise InvalidRunSettings(f"Unknown run settings: {', '.join(sorted(unknown))}.")
-        try:
-            training = _build(TrainConfig, raw.pop("training", {}), "training")
-            canaries = _build(CanarySpec, raw.pop("canaries", {}), "canaries")
-            built = cls(training=training, canaries=canaries, **raw)
-        except TypeError as exc:
-            raise InvalidRunSettings(str(exc)) from exc
+        parsed, problems = settings_schema.validate({} if raw is None else raw)
+        if problems:
+            raise InvalidRunSettings(settings_schema.sentence(problems), problems)
+        training = parsed.training.model_dump()
+        training["target_modules"] = tuple(training["target_modules"])
+        built = cls(training=TrainConfig(**training), canaries=CanarySpec(**parsed.canaries.model_dump()),
+                    holdout_fraction=parsed.holdout_fraction, seed=parsed.seed, redaction=parsed.redaction,
+                    subject_field=parsed.subject_field, audit=dict(parsed.audit))
         built.validate()
         return built
 
-    def validate(self) -> None:
-        t = self.training
+    def problems(self) -> list[settings_schema.Problem]:
+        """What is wrong between settings that are each of the right type and range."""
+        t, P = self.training, settings_schema.Problem
         problems = []
-        if not 0 <= self.holdout_fraction < 0.9:
-            problems.append("holdout_fraction must be in [0, 0.9)")
-        if t.epochs <= 0 or t.batch_size < 1 or t.max_length < 8 or t.learning_rate <= 0:
-            problems.append("epochs and learning_rate must be positive, batch_size at least 1, max_length at least 8")
-        if t.lora_r < 1 or t.lora_alpha < 1 or not 0 <= t.lora_dropout < 1:
-            problems.append("lora_r and lora_alpha must be at least 1, lora_dropout in [0, 1)")
-        if t.dp and (t.target_epsilon <= 0 or t.max_grad_norm <= 0):
-            problems.append("target_epsilon and max_grad_norm must be positive")
+        if t.dp and t.target_epsilon <= 0:
+            problems.append(P("training.target_epsilon", f"must be positive when training with DP, got {t.target_epsilon:g}"))
+        if t.dp and t.max_grad_norm <= 0:
+            problems.append(P("training.max_grad_norm", f"must be positive when training with DP, got {t.max_grad_norm:g}"))
         if t.dp and t.target_delta is not None and not 0 < t.target_delta < 1:
-            problems.append("target_delta must be in (0, 1)")
-        if t.accountant not in ("prv", "rdp"):
-            problems.append("accountant must be prv or rdp")
-        if t.grad_sample_mode not in ("hooks", "ghost", "functorch"):
-            problems.append("grad_sample_mode must be hooks, ghost or functorch")
-        if t.privacy_unit not in ("record", "subject"):
-            problems.append("privacy_unit must be record or subject")
+            problems.append(P("training.target_delta", f"must be in (0, 1), got {t.target_delta:g}"))
+        if t.max_delta is not None and not 0 < t.max_delta <= 1:
+            problems.append(P("training.max_delta", f"must be in (0, 1], got {t.max_delta:g}"))
         if t.dp and t.privacy_unit == "subject":
             if not self.subject_field.strip():
-                problems.append("subject-level DP needs subject_field: the field or column that names each record's subject")
+                problems.append(P("subject_field", "subject-level DP needs subject_field: the field or column that names "
+                                                   "each record's subject"))
             if t.grad_sample_mode == "ghost":
-                problems.append("subject-level DP needs per-sample gradients: use grad_sample_mode hooks or functorch, not ghost")
-            if t.max_records_per_subject < 1:
-                problems.append("max_records_per_subject must be at least 1")
+                problems.append(P("training.grad_sample_mode", "subject-level DP needs per-sample gradients: use "
+                                                               "grad_sample_mode hooks or functorch, not ghost"))
         for check in AUDIT_SETTINGS_CHECKS:  # the audits app knows its own settings (audits.apps)
-            problems.extend(check(self.audit or {}))
-        problems.extend(self.canaries.problems())  # also: enough distinct secrets exist, or making them never ends
+            problems.extend(P(*_split_path(sentence, "audit")) for sentence in check(self.audit or {}))
+        # Also: enough distinct secrets exist, or making them never ends.
+        problems.extend(P("canaries", sentence) for sentence in self.canaries.problems())
+        return problems
+
+    def validate(self) -> None:
+        problems = self.problems()
         if problems:
-            raise InvalidRunSettings("; ".join(problems) + ".")
+            raise InvalidRunSettings(settings_schema.sentence(problems), problems)
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -102,24 +106,13 @@ class RunSettings:
         return data
 
 
-def _build(kind, values: dict, label: str):
-    values = dict(values or {})
-    known = {f.name for f in fields(kind)}
-    unknown = set(values) - known
-    if unknown:
-        raise InvalidRunSettings(f"Unknown {label} settings: {', '.join(sorted(unknown))}.")
-    if "noise_seed" in values:
-        raise InvalidRunSettings("The DP noise seed cannot be set for a run: it is drawn from the OS entropy pool.")
-    if label == "training" and values.pop("noise_multiplier", None) is not None:
-        # σ set by hand escapes every check that reads the target ε (policy, the budget's hold, the
-        # verdict): σ = 0.05 at a target of ε = 1 is really ε ≈ 8,000. The accountant picks σ.
-        raise InvalidRunSettings("The noise multiplier cannot be set for a run: the accountant derives it from target_epsilon "
-                                 "and δ, so the ε that policy and the approvers check is the ε the run is trained to.")
-    if label == "training" and "seed" in values:
-        raise InvalidRunSettings("Set the run's seed at the top level (it drives the split, the data order and the initialisation).")
-    if "target_modules" in values:
-        values["target_modules"] = tuple(values["target_modules"] or ())
-    return kind(**values)
+def _split_path(sentence: str, default: str) -> tuple[str, str]:
+    """("audit.candidates", "must be …") from "audit.candidates: must be …"; a sentence without a
+    path belongs to `default`."""
+    head, sep, rest = sentence.partition(": ")
+    if sep and head.split(".", 1)[0] == default and " " not in head:
+        return head, rest
+    return default, sentence
 
 
 # Checks a run must pass when its job starts, each a function of the run returning the reasons

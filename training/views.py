@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import ListView
 
+from governance.roles import role_refusal
 from training import actions, run_page, runs
 from training.models import ArtifactKind, RedactionReview, ReviewDecision, RunArtifact, TrainingRun
 
@@ -49,7 +50,7 @@ class DecisionForm(forms.Form):
 class ReviewDetailView(LoginRequiredMixin, View):
     def dispatch(self, request, *args, **kwargs):
         if request.user.is_authenticated and not RedactionReview.can_browse(request.user):
-            raise PermissionDenied
+            raise role_refusal(kwargs)
         return super().dispatch(request, *args, **kwargs)
 
     def get(self, request, pk, form=None):
@@ -88,7 +89,7 @@ DOWNLOADABLE_KINDS = {ArtifactKind.CURVE: "image/svg+xml", ArtifactKind.MANIFEST
 class RunAccessMixin(LoginRequiredMixin):
     def dispatch(self, request, *args, **kwargs):
         if request.user.is_authenticated and not TrainingRun.can_browse(request.user):
-            raise PermissionDenied
+            raise role_refusal(kwargs)  # a run's pages: 404, the list: 403
         return super().dispatch(request, *args, **kwargs)
 
     def get_run(self, pk) -> TrainingRun:

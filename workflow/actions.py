@@ -153,7 +153,9 @@ def decide_request(actor, request, decision: str, *, comment: str = "", conditio
     if current != request.content_hash:
         raise RequestRefused("The records this request names changed since it was submitted (a dataset, data class, compute "
                              "target or DPA): the requester must review and resubmit it.")
-    if request.approvals.filter(approver=actor, content_hash=current).exists():
+    # A voided signature (the request was rejected or edited since) does not count: after an
+    # unchanged resubmission the same person may sign the same version again.
+    if request.approvals.filter(approver=actor, content_hash=current, voided_at__isnull=True).exists():
         raise RequestRefused("You have already signed this version of the request.")
     if decision == ApprovalDecision.REJECT and not comment.strip():
         raise RequestRefused("Give the reasons for rejecting: the requester reads them.")

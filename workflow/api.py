@@ -1,7 +1,7 @@
 """REST API of the story: training requests (draft, submit, approve, withdraw, cancel) and the
 runs they dispatched. Same restricted querysets and actions as the pages."""
 
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, permissions, status, viewsets
@@ -56,7 +56,8 @@ def cancel_run(actor, run: TrainingRun) -> TrainingRun:
         raise workflow_actions.RequestRefused(str(exc)) from None
 
 
-ERRORS = {400: OpenApiResponse(s.ErrorSerializer, description="Refused: the sentence says why."),
+ERRORS = {400: OpenApiResponse(OpenApiTypes.OBJECT, description="Refused: {\"detail\": sentence} for a refused move, "
+                                                      "{field: [sentences]} for invalid fields."),
           403: OpenApiResponse(s.ErrorSerializer, description="You may not do this."),
           404: OpenApiResponse(s.ErrorSerializer, description="No such record that you can see.")}
 IDEMPOTENCY_KEY = OpenApiParameter(
@@ -88,7 +89,7 @@ class TrainingRequestViewSet(ActionErrors, viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return (wm.TrainingRequest.objects.visible_to(self.request.user).select_related("requester")
-                .prefetch_related("datasets", "approvals__approver"))
+                .prefetch_related("datasets__data_classes", "approvals__approver"))  # what each row's missing approvals read
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "user": self.request.user}
@@ -112,9 +113,15 @@ class TrainingRequestViewSet(ActionErrors, viewsets.ReadOnlyModelViewSet):
         body.is_valid(raise_exception=True)
         data = {k: v for k, v in body.validated_data.items() if k != "datasets"}
         try:
-            created = workflow_actions.create_request(request.user, data, body.validated_data["datasets"], idempotency_key=key)
-        except IntegrityError:  # the same key, concurrently: the other call created it
-            return self._respond(wm.TrainingRequest.objects.get(requester=request.user, idempotency_key=key))
+            with transaction.atomic():  # a savepoint: after a clash the outer transaction can still read
+                created = workflow_actions.create_request(request.user, data, body.validated_data["datasets"], idempotency_key=key)
+        except IntegrityError:
+            # Only the race on one key is answered with the other call's request: same person, a key
+            # given, and its row there now. Any other IntegrityError is a fault, not a replay.
+            earlier = wm.TrainingRequest.created_with_key(request.user, key) if key else None
+            if earlier is None:
+                raise
+            return self._respond(earlier)
         return self._respond(created, status.HTTP_201_CREATED)
 
     @extend_schema(summary="Edit your request (back to draft; voids its approvals)", request=s.TrainingRequestWriteSerializer,

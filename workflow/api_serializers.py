@@ -1,8 +1,10 @@
 """REST serializers of training requests, their approvals, and runs as a request's follow-up."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from governance import models as m
+from training import settings_schema
 from training.models import BaseModel, TrainingRun
 from workflow import models as wm
 
@@ -14,6 +16,13 @@ def _today():
 
 
 # --------------------------------------------------------------------------- training requests and runs
+
+
+@extend_schema_field(settings_schema.json_schema(), component_name="RunSettings")
+class RunSettingsField(serializers.JSONField):
+    """Run settings as JSON, described in the OpenAPI document by the schema that checks them
+    (`training.settings_schema`). The check itself is the action's (`RunSettings.from_dict`), so
+    the API, the form and the CLI refuse the same things with the same sentences."""
 
 
 class ApprovalSerializer(serializers.ModelSerializer):
@@ -36,6 +45,7 @@ class TrainingRequestSerializer(serializers.ModelSerializer):
     requester = serializers.SlugRelatedField(slug_field="username", read_only=True)
     findings = FindingSerializer(many=True, read_only=True, help_text="Policy findings, frozen at submission.")
     approvals = ApprovalSerializer(many=True, read_only=True)
+    settings = RunSettingsField(read_only=True, help_text="Method, DP, redaction, canary and audit settings.")
     missing_approvals = serializers.SerializerMethodField(help_text="Approver role -> signatures still needed.")
 
     class Meta:
@@ -48,7 +58,7 @@ class TrainingRequestSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_missing_approvals(self, obj) -> dict[str, int]:
-        return obj.missing_approvals()
+        return obj.missing_approvals(obj.approvals.all())  # prefetched with the list, not asked again per row
 
 
 class TrainingRequestWriteSerializer(serializers.ModelSerializer):
@@ -59,8 +69,8 @@ class TrainingRequestWriteSerializer(serializers.ModelSerializer):
     datasets = serializers.PrimaryKeyRelatedField(many=True, queryset=m.Dataset.objects.none())
     compute_target = serializers.PrimaryKeyRelatedField(queryset=m.ComputeTarget.objects.none())
     adversaries = serializers.ListField(child=serializers.ChoiceField(wm.Adversary.choices), required=False)
-    settings = serializers.DictField(required=False, help_text="Method, DP, redaction and canary settings (RunSettings): "
-                                     "`training`, `canaries`, `holdout_fraction`, `seed`, `redaction`, `subject_field`.")
+    settings = RunSettingsField(required=False, help_text="Method, DP, redaction, canary and audit settings; a wrong type, "
+                                "range or key is refused (400) with the key's path, e.g. `training.target_epsilon`.")
     audit_thresholds = serializers.DictField(required=False, help_text="Stricter audit limits than the data classes' (never looser).")
 
     class Meta:
@@ -96,9 +106,10 @@ class TrainingRunSerializer(serializers.ModelSerializer):
 
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     base_model = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    heartbeat = serializers.DateTimeField(source="heartbeat_at", read_only=True)
+    heartbeat = serializers.DateTimeField(source="heartbeat_at", read_only=True, allow_null=True)  # null before the first
     percent = serializers.IntegerField(read_only=True)
     request = serializers.SerializerMethodField(help_text="The training request that dispatched the run, if any.")
+    config = RunSettingsField(read_only=True, help_text="The run's settings, as checked when it was created.")
 
     class Meta:
         model = TrainingRun

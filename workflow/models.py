@@ -191,7 +191,8 @@ class ApprovalRole(models.TextChoices):
 
 class Approval(models.Model):
     """One signature: a decision on exactly one version of a request (its content hash). An edit
-    voids it. Unique per person and version, so nobody signs twice."""
+    voids it. Unique per person and version among the signatures not voided, so nobody signs twice,
+    and a version rejected and then resubmitted unchanged can be signed again."""
 
     request = models.ForeignKey(TrainingRequest, on_delete=models.CASCADE, related_name="approvals")
     approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approvals")
@@ -209,7 +210,8 @@ class Approval(models.Model):
     class Meta:
         app_label = "governance"
         ordering = ["created_at", "pk"]
-        constraints = [models.UniqueConstraint(fields=["request", "approver", "content_hash"], name="one_signature_per_person_and_version")]
+        constraints = [models.UniqueConstraint(fields=["request", "approver", "content_hash"], condition=models.Q(voided_at__isnull=True),
+                                               name="one_signature_per_person_and_version")]
 
     def __str__(self):
         return f"{self.get_decision_display()} by {self.approver} ({self.get_role_display()})"

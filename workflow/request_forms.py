@@ -10,6 +10,7 @@ from django import forms
 
 from governance import models as m
 from workflow import models as wm
+from governance.fields import RecordsChoiceField
 from governance.forms import CommaListField, _checkboxes
 
 PURPOSE = ("title", "intended_use", "out_of_scope")
@@ -46,7 +47,7 @@ class Section:
     non_field_errors: list = field(default_factory=list)
 
 
-class DatasetChoiceField(forms.ModelMultipleChoiceField):
+class DatasetChoiceField(RecordsChoiceField):  # an id past the database's integer range is not a choice
     def label_from_instance(self, obj):
         classes = ", ".join(c.name for c in obj.data_classes.all()) or "not classified yet"
         return f"{obj.name} ({obj.record_count} record{'s' if obj.record_count != 1 else ''}; {classes})"
@@ -113,7 +114,16 @@ class TrainingRequestForm(forms.Form):
             try:
                 RunSettings.from_dict(self.settings())
             except InvalidRunSettings as exc:
-                self.add_error(None, f"The method and privacy settings are not valid: {exc}")
+                # Beside the field that shows the setting, when the form has one; else above the form
+                # (a setting set through the API that this form keeps but does not show).
+                by_path = {".".join(filter(None, place)): name for name, place in SETTINGS_KEYS.items()}
+                for problem in exc.problems or [exc]:
+                    path = getattr(problem, "path", "")
+                    name = by_path.get(path.split("[", 1)[0])  # training.target_modules[1] is the target_modules field
+                    if name is not None:
+                        self.add_error(name, problem.message)
+                    else:
+                        self.add_error(None, f"The method and privacy settings are not valid: {problem}")
         for name, class_field in THRESHOLDS.items():
             value = cleaned.get(name)
             limits = [(getattr(c, class_field), c.name) for d in cleaned.get("datasets") or () for c in d.data_classes.all()

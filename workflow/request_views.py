@@ -16,6 +16,7 @@ from workflow import actions
 
 from workflow import policy
 from governance import models as m
+from governance.roles import role_refusal
 from workflow import models as wm
 from workflow.request_forms import DecisionForm, TrainingRequestForm, WithdrawForm
 
@@ -113,7 +114,7 @@ def live_findings(user, form: TrainingRequestForm) -> dict:
 class RequestAccessMixin(LoginRequiredMixin):
     def dispatch(self, request, *args, **kwargs):
         if request.user.is_authenticated and not wm.TrainingRequest.can_browse(request.user):
-            raise PermissionDenied
+            raise role_refusal(kwargs)  # a request's pages: 404, the list: 403
         return super().dispatch(request, *args, **kwargs)
 
     def get_request(self, pk) -> wm.TrainingRequest:
@@ -146,6 +147,9 @@ class RequestFormView(LoginRequiredMixin, View):
 
     def dispatch(self, request, *args, **kwargs):
         if request.user.is_authenticated and not request.user.has_perm("governance.add_trainingrequest"):
+            # Someone who can read the request but not edit it: 403; anyone else: 404.
+            if kwargs.get("pk") is not None:
+                get_object_or_404(wm.TrainingRequest.objects.visible_to(request.user), pk=kwargs["pk"])
             raise PermissionDenied
         return super().dispatch(request, *args, **kwargs)
 

@@ -22,10 +22,12 @@ class RecordPermission(permissions.BasePermission):
         model = view.queryset.model
         if not request.user.is_authenticated:
             return False
-        if request.method in permissions.SAFE_METHODS:
-            return model.can_browse(request.user)
         if view.action == "create":
             return model.can_add(request.user)
+        if (view.lookup_url_kwarg or view.lookup_field) in view.kwargs:
+            # One object: the restricted queryset answers 404 for what the user cannot see (its
+            # existence is not theirs to learn), has_object_permission 403 for what they only read.
+            return True
         return model.can_browse(request.user)
 
     def has_object_permission(self, request, view, obj):
@@ -90,6 +92,10 @@ class DatasetViewSet(RecordViewSet):
     queryset = m.Dataset.objects.all()
     filterset_class = filters.DatasetFilter
 
+    def get_queryset(self):
+        # Each row shows its owner and classes: loaded with the page, not a query per row.
+        return super().get_queryset().select_related("owner").prefetch_related("data_classes")
+
     def get_serializer_class(self):
         return {"create": s.DatasetUploadSerializer, "update": s.DatasetEditSerializer,
                 "partial_update": s.DatasetEditSerializer}.get(self.action, s.DatasetSerializer)
@@ -107,10 +113,12 @@ class DatasetViewSet(RecordViewSet):
 
     @extend_schema(request={"multipart/form-data": s.DatasetUploadSerializer}, responses={201: s.DatasetSerializer})
     def create(self, request, *args, **kwargs):
+        data = request.data  # parses the body: the encrypting handler records its refusals as it streams
         upload_errors = getattr(request._request, "upload_errors", {})
-        serializer = self.get_serializer(data=request.data)
         if upload_errors:
-            raise serializers.ValidationError(upload_errors)
+            # The handler's reason ("… is empty", "… is not valid UTF-8 …"), not DRF's "No file was submitted."
+            raise serializers.ValidationError({name: [message] for name, message in upload_errors.items()})
+        serializer = self.get_serializer(data=data)
         serializer.is_valid(raise_exception=True)
         fields = {k: v for k, v in serializer.validated_data.items() if k not in ("file", "data_classes")}
         try:

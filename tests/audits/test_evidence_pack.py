@@ -372,12 +372,12 @@ def _named(data: bytes, name="pack.zip"):
     return upload
 
 
-def test_the_public_key_page_is_open_to_every_logged_in_user(regulator, outsider):
-    for user in (regulator, outsider):
-        page = client_for(user).get("/audits/signing-key/").content.decode()
-        assert public_key_fingerprint() in page and "BEGIN PUBLIC KEY" in page
+def test_the_public_key_page_is_open_to_every_role(regulator, outsider):
+    page = client_for(regulator).get("/audits/signing-key/").content.decode()
+    assert public_key_fingerprint() in page and "BEGIN PUBLIC KEY" in page
     assert client_for(None).get("/audits/signing-key/").status_code == 302
-    pem = client_for(outsider).get("/audits/signing-key.pem")
+    assert client_for(outsider).get("/audits/signing-key/").status_code == 403  # no role yet: nothing
+    pem = client_for(regulator).get("/audits/signing-key.pem")
     assert pem.content.decode() == public_key_pem()
 
 

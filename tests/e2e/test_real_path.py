@@ -86,8 +86,9 @@ def trail_writes(monkeypatch):
 
 
 @pytest.fixture
-def world(engineer, other_engineer, legal, privacy, regulator, enqueued):
-    return World(enqueued, engineer=engineer, other_engineer=other_engineer, legal=legal, privacy=privacy, regulator=regulator)
+def world(engineer, other_engineer, legal, privacy, regulator, admin_user, enqueued):
+    return World(enqueued, engineer=engineer, other_engineer=other_engineer, legal=legal, privacy=privacy, regulator=regulator,
+                 admin_user=admin_user)
 
 
 class World:
@@ -253,6 +254,39 @@ class World:
 
         return sharing.share_pack(self.privacy, self.pack, self.regulator, note="Annual review")
 
+    # -- accounts and roles (governance.users)
+    @cached_property
+    def account(self):
+        from governance import users
+
+        return users.create_user(self.admin_user, username="nina", email="nina@example.test")
+
+    @cached_property
+    def deactivated_account(self):
+        from governance import users
+
+        return users.deactivate_user(self.admin_user, self.account, "Left the company.")
+
+    @cached_property
+    def pending_grant(self):
+        from governance import roles, users
+
+        return users.propose_role(self.admin_user, self.account, roles.PRIVACY, "Second privacy officer.")
+
+    @cached_property
+    def reset_link(self) -> list[str]:
+        from governance import users
+
+        return users.issue_password_reset(self.admin_user, self.account).strip("/").split("/")[-2:]
+
+    @cached_property
+    def reset_uid(self) -> str:
+        return self.reset_link[0]
+
+    @cached_property
+    def reset_token(self) -> str:
+        return self.reset_link[1]
+
     # -- redaction review
     @cached_property
     def review_item(self):
@@ -411,7 +445,35 @@ def _dispatched_run_is_enqueued_once_committed(response, world):
     assert [(e.name, e.args) for e in world.enqueued if e.name.endswith("run_training")] == [("training.tasks.run_training", (run.pk,))]
 
 
+def _set_password_through_the_link(response, world):
+    """The link moves its token into the session and redirects to the form; the user posts it."""
+    form_url = response.url
+    assert form_url.endswith("/set-password/")
+    done = response.client.post(form_url, {"new_password1": "Nina-chose-this-9", "new_password2": "Nina-chose-this-9"})
+    assert done.status_code == 302
+    world.account.refresh_from_db()
+    assert world.account.check_password("Nina-chose-this-9")
+
+
 WRITES: list[Step] = [
+    Step("page: create a user", "POST", "/governance/users/new/", "admin_user", {"username": "omar", "email": "omar@example.test"},
+         ("user.created",)),
+    Step("page: grant or propose a role", "POST", "/governance/users/{account}/propose/", "admin_user",
+         {"role": "engineer", "reason": "Joins the support-bot team."}, ("role.granted",)),
+    Step("page: revoke a role", "POST", "/governance/users/{other_engineer}/revoke/", "admin_user",
+         {"role": "engineer", "reason": "Moved to sales."}, ("role.revoked",)),
+    Step("page: deactivate a user", "POST", "/governance/users/{account}/deactivate/", "admin_user", {"reason": "Left."},
+         ("user.deactivated",)),
+    Step("page: reactivate a user", "POST", "/governance/users/{deactivated_account}/reactivate/", "admin_user",
+         events=("user.reactivated",)),
+    Step("page: issue a password reset link", "POST", "/governance/users/{account}/reset/", "admin_user",
+         events=("user.password_reset_issued",)),
+    Step("page: confirm a role grant", "POST", "/governance/role-grants/{pending_grant}/confirm/", "privacy", events=("role.granted",)),
+    Step("page: decline a role grant", "POST", "/governance/role-grants/{pending_grant}/decline/", "privacy", events=("role.declined",)),
+    Step("page: set a password through a reset link", "GET", "/account/reset/{reset_uid}/{reset_token}/", "anonymous",
+         events=("user.password_set",), check=_set_password_through_the_link),
+    Step("page: the reset form without its link's session (records nothing)", "POST", "/account/reset/{reset_uid}/set-password/",
+         "anonymous", {"new_password1": "Nina-chose-this-9", "new_password2": "Nina-chose-this-9"}),
     # ------------------------------------------------------------------ portal
     Step("login", "POST", "/login/", "anonymous", {"username": "erin", "password": "correct-horse-battery-9"}),  # conftest's persona
     Step("logout", "POST", "/logout/", "engineer"),
@@ -516,6 +578,10 @@ WRITES: list[Step] = [
 # Routes that only read: each is rendered on the real path by `test_pages_that_read_write_no_trail_event`.
 READS: list[Step] = [
     Step("dashboard", "GET", "/", "privacy"),
+    Step("users", "GET", "/governance/users/", "admin_user", given=("pending_grant",)),
+    Step("a user's page", "GET", "/governance/users/{account}/", "admin_user"),
+    Step("role grants to confirm", "GET", "/governance/role-grants/", "privacy", given=("pending_grant",)),
+    Step("password set", "GET", "/account/reset/done/", "anonymous"),
     Step("health", "GET", "/healthz", "anonymous"),
     Step("api schema", "GET", "/api/schema/", "engineer"),
     Step("api docs", "GET", "/api/docs/", "engineer"),

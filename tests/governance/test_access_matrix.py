@@ -1,4 +1,8 @@
-"""Every page and API endpoint, as every role and as an outsider: allowed or refused as designed."""
+"""Every page and API endpoint, as every role and as an outsider: allowed or refused as designed.
+
+Refused is one of two answers (README, *Who sees what*): 404 when the URL names an object the
+persona cannot see at all (SEES says who can), 403 for a page their role lacks or an object they
+can see but may not act on. A user with no role gets the one page that says so, everywhere."""
 
 import pytest
 from django.urls import reverse
@@ -9,11 +13,19 @@ E, L, P, R, A, O = "engineer", "legal", "privacy", "regulator", "admin_user", "o
 EVERYONE_WITH_A_ROLE = {E, L, P, R, A}
 GOVERNANCE_STAFF = {L, P, A}
 CATALOGUE_READERS = {E, L, P, A}
-PERSONAS = [E, L, P, R, A, O, "other_engineer"]
+PERSONAS = [E, L, P, R, A, "other_engineer"]  # the outsider: test_a_user_with_no_role_sees_only_that_they_have_none
 
 # (description, method, url builder, who may)
 PAGES = [
-    ("dashboard", "get", lambda r: reverse("dashboard"), EVERYONE_WITH_A_ROLE | {O, "other_engineer"}),
+    ("dashboard", "get", lambda r: reverse("dashboard"), EVERYONE_WITH_A_ROLE | {"other_engineer"}),
+    ("pack list", "get", lambda r: reverse("packs:pack_list"), EVERYONE_WITH_A_ROLE | {"other_engineer"}),
+    ("signing key", "get", lambda r: reverse("packs:public_key"), EVERYONE_WITH_A_ROLE | {"other_engineer"}),
+    ("verify page", "get", lambda r: reverse("packs:verify_pack"), EVERYONE_WITH_A_ROLE | {"other_engineer"}),
+    ("users", "get", lambda r: reverse("governance:user_list"), {A}),
+    ("new user page", "get", lambda r: reverse("governance:user_create"), {A}),
+    ("a user's page", "get", lambda r: reverse("governance:user_detail", args=[r["dataset"].owner.pk]), {A}),
+    ("a user's role grant", "post", lambda r: reverse("governance:user_propose", args=[r["dataset"].owner.pk]), {A}),
+    ("role grants to confirm", "get", lambda r: reverse("governance:role_grants"), {L, P, A}),
     ("API token page", "get", lambda r: reverse("api_token"), EVERYONE_WITH_A_ROLE | {"other_engineer"}),
     ("API docs", "get", lambda r: reverse("api_docs"), EVERYONE_WITH_A_ROLE | {"other_engineer"}),
     ("API schema", "get", lambda r: reverse("api_schema"), EVERYONE_WITH_A_ROLE | {"other_engineer"}),
@@ -83,7 +95,23 @@ PAGES += [
     ("own run's pack share post", "post", lambda r: reverse("audits:pack_shares", args=[_pack(r).pk]), {P}),
     ("own run's pack share revoke", "post", lambda r: reverse("audits:share_revoke", args=[_pack_share(r).pk]), {P}),
     ("packs shared with me", "get", lambda r: reverse("audits:shared_with_me"), {R}),
+    ("own run's pack", "get", lambda r: reverse("packs:pack_detail", args=[_pack(r).pk]), {E, L, P, A}),
 ]
+
+# Who can see the object each row's URL names; a row not here names none (a list, a form).
+RUN_READERS = {E, L, P, A}
+SEES = {
+    "DPA document download": GOVERNANCE_STAFF,
+    "a user's page": {A}, "a user's role grant": {A},
+    "redaction review item": {P}, "redaction review decision": {P},
+    "own run's pack share revoke": {P},
+    **{what: RUN_READERS for what, *_ in PAGES if what.startswith(("own ", "dataset share", "dataset shred", "dataset review"))
+       and what not in ("own run's pack share revoke",)},
+}
+for model, readers, _ in [("dataclass", CATALOGUE_READERS | {"other_engineer"}, 0), ("processor", GOVERNANCE_STAFF, 0),
+                          ("attestation", GOVERNANCE_STAFF, 0), ("dataprocessingagreement", GOVERNANCE_STAFF, 0),
+                          ("computetarget", CATALOGUE_READERS | {"other_engineer"}, 0), ("redactionrule", GOVERNANCE_STAFF, 0)]:
+    SEES.update({f"{model} {what}": readers for what in ("detail", "edit page", "edit post")})
 
 
 def _model_card(r):
@@ -160,6 +188,16 @@ for prefix, model, readers, writers in [
     ]
 
 
+API_SEES = {
+    **{what: RUN_READERS for what, *_ in API if what.startswith(("own ", "dataset shred", "dataset share"))},
+    "audit event": GOVERNANCE_STAFF,
+}
+for prefix, readers in [("data-classes", CATALOGUE_READERS | {"other_engineer"}), ("processors", GOVERNANCE_STAFF),
+                        ("attestations", GOVERNANCE_STAFF), ("dpas", GOVERNANCE_STAFF),
+                        ("compute-targets", CATALOGUE_READERS | {"other_engineer"}), ("redaction-rules", GOVERNANCE_STAFF)]:
+    API_SEES.update({f"{prefix} detail": readers, f"{prefix} patch": readers})
+
+
 def _own_request(r):
     """The engineer's submitted training request, made the first time a row needs it."""
     if "request" not in r:
@@ -227,15 +265,17 @@ def _run_with_artifacts(records):
     return {"run": run, "curve": curve, "canaries": canaries, "audit": audit}
 
 
-def _check(persona, allowed, what, status, location=""):
-    """Return a complaint, or None when the outcome is the designed one."""
+def _check(persona, allowed, what, status, location="", sees=None):
+    """Return a complaint, or None when the outcome is the designed one: reached when allowed;
+    otherwise 404 if the URL names an object the persona cannot see (`sees`), else 403."""
     if persona in allowed:
         if status in (200, 201, 204, 400) or (status == 302 and "/login/" not in location):
             return None
         return f"{persona} should reach {what}, got {status}"
-    if status in (403, 404):
+    expected = 404 if sees is not None and persona not in sees else 403
+    if status == expected:
         return None
-    return f"{persona} should be refused {what}, got {status}"
+    return f"{persona} should be refused {what} with {expected}, got {status}"
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
@@ -244,7 +284,7 @@ def test_every_page_as_every_persona(request, with_document, persona):
     complaints = []
     for what, method, url, allowed in PAGES:
         response = getattr(client, method)(url(with_document), {})
-        complaints.append(_check(persona, allowed, what, response.status_code, response.get("Location", "")))
+        complaints.append(_check(persona, allowed, what, response.status_code, response.get("Location", ""), SEES.get(what)))
     assert [c for c in complaints if c] == []
 
 
@@ -268,7 +308,7 @@ def test_every_api_endpoint_as_every_persona(request, with_document, persona):
     for what, method, url, allowed in API:
         # An empty body: allowed callers get past the permission check to a 400 of field errors.
         response = getattr(client, method)(url(with_document), {}, format="json" if method != "get" else None)
-        complaints.append(_check(persona, allowed, what, response.status_code))
+        complaints.append(_check(persona, allowed, what, response.status_code, sees=API_SEES.get(what)))
     assert [c for c in complaints if c] == []
 
 
@@ -292,3 +332,37 @@ def test_other_engineers_dataset_is_invisible_until_shared(records, engineer, ot
     actions.share_dataset(other_engineer, records["other_dataset"], engineer)
     assert client_for(engineer).get(url).status_code == 200
     assert records["other_dataset"].name in client_for(engineer).get(reverse("governance:dataset_list")).content.decode()
+
+
+NO_ROLE = "You have no role yet — ask an administrator."
+
+
+def test_a_user_with_no_role_sees_only_that_they_have_none(with_document, outsider):
+    """Not the pack list, the signing key, the verify page, the API root or anything else: the
+    home page says so (200), every other page answers 403 with the same sentence."""
+    client, complaints = client_for(outsider), []
+    for what, method, url, _ in PAGES + [("API root", "get", lambda r: "/api/", None), ("signing key PEM", "get", lambda r: reverse("packs:public_key_pem"), None),
+                                         ("Django admin", "get", lambda r: "/admin/", None), ("no such page", "get", lambda r: "/no/such/page/", None)]:
+        response = getattr(client, method)(url(with_document), {})
+        expected = 200 if what == "dashboard" else 403
+        # Under /api/ (docs and schema included) the answer is JSON, as for API clients.
+        body = response.json()["detail"] if response["Content-Type"] == "application/json" else response.content.decode()
+        if response.status_code != expected or NO_ROLE not in body:
+            complaints.append(f"outsider got {response.status_code} at {what}")
+        elif 'aria-label="Main"' in body:
+            complaints.append(f"outsider sees the navigation at {what}")
+    assert complaints == []
+
+
+def test_a_user_with_no_role_is_refused_by_the_api_with_that_sentence(with_document, outsider):
+    client, complaints = api_client_for(outsider), []
+    for what, method, url, _ in API + [("API root", "get", lambda r: "/api/", None)]:
+        response = getattr(client, method)(url(with_document), {}, format="json" if method != "get" else None)
+        if response.status_code != 403 or response.json() != {"detail": NO_ROLE}:
+            complaints.append(f"outsider got {response.status_code} at {what}")
+    assert complaints == []
+
+
+def test_a_user_with_no_role_can_still_log_out(outsider):
+    response = client_for(outsider).post(reverse("logout"))
+    assert response.status_code == 302 and "_auth_user_id" not in client_for(None).session

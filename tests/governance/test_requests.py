@@ -98,6 +98,16 @@ def test_nobody_signs_the_same_version_twice(engineer, legal, setup):
     assert Approval.objects.count() == 1
 
 
+def test_a_rejected_request_resubmitted_unchanged_can_be_signed_again_by_those_who_rejected_it(engineer, legal, setup):
+    request = submitted(engineer, setup)
+    actions.decide_request(legal, request, "reject", comment="Ask the customer team first.")
+    request = actions.submit_request(engineer, request)  # unchanged: the same content hash
+    approval = actions.decide_request(legal, request, "approve", comment="The customer team agreed.")
+    assert approval.content_hash == request.content_hash and approval.voided_at is None
+    assert request.approvals.filter(approver=legal).count() == 2
+    assert request.missing_approvals() == {"privacy": 1}
+
+
 def test_a_rejection_needs_reasons_and_ends_the_review(engineer, legal, setup):
     request = submitted(engineer, setup)
     with pytest.raises(actions.RequestRefused, match="reasons"):

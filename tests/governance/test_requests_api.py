@@ -1,5 +1,7 @@
 """Training requests through the REST API and `manage.py request`: the same actions, the same refusals."""
 
+import json
+
 import pytest
 import yaml
 from django.core.management import CommandError, call_command
@@ -69,7 +71,7 @@ def test_a_rejection_through_the_api_needs_its_reasons(engineer, legal, setup):
     assert body["state"] == RequestState.REJECTED
 
 
-@pytest.mark.parametrize("persona", ["outsider", "other_engineer", "regulator"])
+@pytest.mark.parametrize("persona", ["other_engineer", "regulator"])  # no role: 403 everywhere (test_access_matrix)
 def test_someone_elses_request_is_not_found(request, engineer, setup, persona):
     pk = submitted(engineer, setup)
     client = api_client_for(request.getfixturevalue(persona))
@@ -134,6 +136,124 @@ def test_the_openapi_schema_documents_the_request_endpoints(engineer):
     create = schema["paths"]["/api/requests/"]["post"]
     assert {"Idempotency-Key"} == {p["name"] for p in create["parameters"] if p["in"] == "header"}
     assert {"200", "201", "400"} <= set(create["responses"])
+
+
+# --------------------------------------------------------------------------- run settings: one schema, a 400 naming the key
+
+
+def post_raw(engineer, text: str, **headers):
+    """The body as the bytes a client sent (JSON that Python's encoder would not write)."""
+    return api_client_for(engineer).post("/api/requests/", data=text, content_type="application/json", **headers)
+
+
+def refusal_text(response) -> str:
+    """Every sentence of a 400, whichever layer refused first: the API's JSON parser (a field's
+    errors) or the run settings' schema (`detail`)."""
+    return json.dumps(response.json(), ensure_ascii=False)
+
+
+def raw_body(setup, settings_json: str) -> str:
+    """The request's JSON with `settings_json` spliced in as its settings, verbatim."""
+    return json.dumps({**api_body(setup), "settings": "SETTINGS"}).replace('"SETTINGS"', settings_json)
+
+
+@pytest.mark.parametrize("value", ["abc", [8.0], {"value": 8}, None])
+def test_a_settings_value_of_the_wrong_type_is_a_400_naming_its_key(engineer, setup, value):
+    body = api_body(setup, settings={"training": {"target_epsilon": value}})
+    response = api_client_for(engineer).post("/api/requests/", body, format="json")
+    assert response.status_code == 400 and "training.target_epsilon: must be a number" in response.json()["detail"]
+    assert not TrainingRequest.objects.exists()
+
+
+def test_an_epsilon_of_1e999_is_a_400_not_infinity(engineer, setup):
+    response = post_raw(engineer, raw_body(setup, '{"training": {"target_epsilon": 1e999}}'))
+    assert response.status_code == 400 and "training.target_epsilon" in refusal_text(response)
+    assert not TrainingRequest.objects.exists()
+
+
+def test_an_unknown_settings_key_is_named_in_the_400(engineer, setup):
+    body = api_body(setup, settings={"training": {"target_epsilon": 4.0, "epsilon": 4.0}})
+    response = api_client_for(engineer).post("/api/requests/", body, format="json")
+    assert response.status_code == 400 and "training.epsilon: is not a setting" in response.json()["detail"]
+
+
+def test_a_lone_surrogate_in_the_subject_field_is_a_400(engineer, setup):
+    response = post_raw(engineer, raw_body(setup, '{"subject_field": "\\ud800"}'))
+    assert response.status_code == 400 and "subject_field" in refusal_text(response) and "surrogate" in refusal_text(response)
+    assert not TrainingRequest.objects.exists()
+
+
+def test_an_edit_with_settings_of_the_wrong_type_is_a_400_and_changes_nothing(engineer, setup):
+    pk = created(engineer, setup)
+    response = api_client_for(engineer).patch(f"/api/requests/{pk}/", {"settings": {"canaries": {"count": "ten"}}}, format="json")
+    assert response.status_code == 400 and "canaries.count: must be a whole number" in response.json()["detail"]
+    assert TrainingRequest.objects.get(pk=pk).settings["canaries"]["count"] == 2
+
+
+def test_a_bad_request_after_two_keyless_ones_is_refused_not_answered_with_an_earlier_one(engineer, setup):
+    """A failed create without an Idempotency-Key was once taken for the key race and answered with
+    `get(idempotency_key=None)`: MultipleObjectsReturned, or with one earlier request, that request."""
+    first, second = created(engineer, setup), created(engineer, setup)
+    response = post_raw(engineer, raw_body(setup, '{"training": {"target_epsilon": 1e999}}'))
+    assert response.status_code == 400 and response.json().get("id") not in (first, second)
+    assert TrainingRequest.objects.count() == 2
+
+
+def test_an_integrity_error_without_an_idempotency_key_is_not_taken_for_a_replay(engineer, setup, monkeypatch):
+    from django.db import IntegrityError
+
+    from workflow import actions
+
+    created(engineer, setup)
+
+    def clash(*args, **kwargs):
+        raise IntegrityError("CHECK constraint failed")
+
+    monkeypatch.setattr(actions, "create_request", clash)
+    with pytest.raises(IntegrityError):
+        api_client_for(engineer).post("/api/requests/", api_body(setup), format="json")
+    with pytest.raises(IntegrityError):  # a key, but no request holds it: not the race either
+        api_client_for(engineer).post("/api/requests/", api_body(setup), format="json", HTTP_IDEMPOTENCY_KEY="never-used")
+
+
+def test_the_idempotency_race_returns_the_request_the_other_call_created(engineer, setup, monkeypatch):
+    """Two calls with one key at once: the second's insert clashes; it answers with the first's request."""
+    from django.db import IntegrityError
+
+    from workflow import actions
+
+    winner = actions.create_request(engineer, request_data(setup), [setup["dataset"]], idempotency_key="race-1")
+    looked_up = []
+
+    def not_yet_visible(requester, key):  # the pre-check ran before the other call committed
+        looked_up.append(key)
+        return None if len(looked_up) == 1 else TrainingRequest.objects.filter(requester=requester, idempotency_key=key).first()
+
+    def clash(*args, **kwargs):
+        raise IntegrityError("UNIQUE constraint failed")
+
+    monkeypatch.setattr(TrainingRequest, "created_with_key", staticmethod(not_yet_visible))
+    monkeypatch.setattr(actions, "create_request", clash)
+    response = api_client_for(engineer).post("/api/requests/", api_body(setup), format="json", HTTP_IDEMPOTENCY_KEY="race-1")
+    assert response.status_code == 200 and response.json()["id"] == winner.pk
+
+
+def test_the_openapi_schema_describes_the_settings_from_their_schema(engineer):
+    schema = yaml.safe_load(api_client_for(engineer).get("/api/schema/").content)
+    components = schema["components"]["schemas"]
+    settings = components["RunSettings"]
+    assert settings["properties"]["training"]["properties"]["target_epsilon"]["type"] == "number"
+    assert settings["properties"]["training"]["properties"]["batch_size"]["type"] == "integer"
+    assert settings["additionalProperties"] is False
+    for body in ("TrainingRequestWriteRequest", "TrainingRequest"):
+        assert "#/components/schemas/RunSettings" in json.dumps(components[body]["properties"]["settings"])
+
+
+def test_the_cli_refuses_settings_of_the_wrong_type_naming_the_key(engineer, setup, tmp_path):
+    path = request_file(tmp_path, setup, settings={"training": {"target_epsilon": "eight"}})
+    with pytest.raises(CommandError, match="training.target_epsilon: must be a number"):
+        run_command("create", "--file", path, "--as", "erin")
+    assert not TrainingRequest.objects.exists()
 
 
 # --------------------------------------------------------------------------- manage.py request

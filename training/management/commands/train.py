@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from training.models import RunState, TrainingRun
+from training.runs import InvalidRunSettings, RunSettings
 
 
 class Command(BaseCommand):
@@ -21,6 +22,10 @@ class Command(BaseCommand):
             raise CommandError(f"No training run {run}.")
         if record.state != RunState.QUEUED:
             raise CommandError(f"Run {run} is {record.get_state_display().lower()}, not queued: only a queued run can start.")
+        try:  # the same check the worker makes first; here it answers before anything starts
+            RunSettings.from_dict(record.config)
+        except InvalidRunSettings as exc:
+            raise CommandError(f"Run {run} cannot start: its settings are not valid: {exc}") from None
         bar = tqdm(unit="step", desc=f"run {run}", disable=options.get("verbosity", 1) == 0)
 
         def echo(state):
