@@ -28,6 +28,21 @@ class KeyUnavailable(Exception):
     """The data key is gone (shredded) or does not belong to this object."""
 
 
+class WrongMasterKey(KeyUnavailable):
+    """A stored key exists but this process's master key cannot open it: the process runs with
+    another master key than the one that wrapped it (or the stored bytes were altered)."""
+
+
+class BlobDamaged(tink.TinkError):
+    """Ciphertext that fails authentication while it is read: changed, cut short or swapped on
+    disk. A TinkError still, for callers that catch Tink's own."""
+
+
+# The one explanation of a master-key mismatch, for logs and for the pages that show a failure.
+MASTER_KEY_MISMATCH = ("this process's master key is not the one the data was encrypted under: every web and worker "
+                       "process needs the same master key (PROVENANT_MASTER_KEY or PROVENANT_MASTER_KEY_FILE)")
+
+
 class MasterKey:
     """The key that wraps every data key. Loaded from a Tink JSON keyset."""
 
@@ -59,7 +74,8 @@ class MasterKey:
         try:
             return self._aead.decrypt(bytes(sealed), context.encode())
         except tink.TinkError as exc:
-            raise KeyUnavailable(f"Cannot open the sealed value for {context}: {exc}") from exc
+            raise WrongMasterKey(f"Cannot open the sealed value for {context}: {MASTER_KEY_MISMATCH}, "
+                                 f"or the sealed value was altered ({exc}).") from exc
 
     def unwrap(self, wrapped: bytes | None, context: str) -> "DataKey":
         if not wrapped:
@@ -67,7 +83,8 @@ class MasterKey:
         try:
             handle = tink.proto_keyset_format.parse_encrypted(bytes(wrapped), self._aead, context.encode())
         except tink.TinkError as exc:
-            raise KeyUnavailable(f"The data key for {context} cannot be unwrapped: {exc}") from exc
+            raise WrongMasterKey(f"The data key for {context} cannot be unwrapped: {MASTER_KEY_MISMATCH}, "
+                                 f"or the stored key was altered ({exc}).") from exc
         return DataKey(handle, context)
 
 
@@ -83,8 +100,17 @@ class DataKey:
 
     @contextlib.contextmanager
     def decrypting(self, source: BinaryIO) -> Iterator[BinaryIO]:
-        with self._primitive.new_decrypting_stream(source, self._associated_data) as stream:
-            yield stream
+        """Tink authenticates each segment as it is read, so damage shows up as an error raised by a
+        read inside this block: it leaves the block as BlobDamaged, which says what happened."""
+        try:
+            with self._primitive.new_decrypting_stream(source, self._associated_data) as stream:
+                yield stream
+        except BlobDamaged:
+            raise
+        except tink.TinkError as exc:
+            raise BlobDamaged(f"The encrypted file of {self._associated_data.decode()} is damaged: it failed authentication "
+                              f"({exc}), so its bytes were changed or cut short on disk. Restore it from a backup or "
+                              "upload the data again.") from exc
 
 
 def load_master_key(keys_dir: Path, *, allow_generate: bool) -> MasterKey:

@@ -1,6 +1,6 @@
 import os
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import celeryd_init, worker_ready
 from kombu import Queue
 
@@ -43,3 +43,46 @@ def _reap_and_sweep(sender=None, **kwargs):
 @celeryd_init.connect
 def _broker_folders(**kwargs):
     ensure_broker_folders()
+
+
+def resend_queued_runs() -> list[int]:
+    """Send again the message of every run the database holds as queued (enqueued, not started).
+
+    A broker that restarts without persistence (Redis without AOF, as on the CI machine) or loses
+    its disk forgets its queues: a run queued there would wait forever with no reason shown. The
+    database is the record of what must run, so the worker re-sends from it. A run whose first
+    message survived gets two: the first trains it, the second finds it no longer queued
+    (`runs.mark_started` claims a run under a row lock) and does nothing, so no run trains twice."""
+    from training.models import RunState, TrainingRun
+    from training.runs import enqueue_run
+
+    resent = []
+    for run in TrainingRun.objects.filter(state=RunState.QUEUED).exclude(celery_task_id="").order_by("pk"):
+        enqueue_run(run)
+        resent.append(run.pk)
+    return resent
+
+
+class ResendQueuedRuns(bootsteps.StartStopStep):
+    """Runs when the worker's consumer starts: at worker start and after every reconnection to the
+    broker (Celery restarts the consumer when the broker connection is lost)."""
+
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def start(self, consumer):
+        import logging
+
+        queues = {queue.name for queue in getattr(consumer.task_consumer, "queues", ())}
+        if "gpu" not in queues:  # only a worker that trains re-sends training runs
+            return
+        try:
+            resent = resend_queued_runs()
+        except Exception:  # the database may be down too; the next reconnection tries again
+            logging.getLogger(__name__).exception("could not re-send the queued training runs")
+            return
+        if resent:
+            logging.getLogger(__name__).warning("connected to the broker: sent again the queued training runs %s "
+                                                "(a message the broker lost trains; a duplicate does nothing)", resent)
+
+
+app.steps["consumer"].add(ResendQueuedRuns)

@@ -10,6 +10,7 @@ and the next worker start sweeps it (`runs.sweep_scratch_at_worker_start`).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -21,10 +22,11 @@ from pathlib import Path
 from typing import Callable
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from governance.keys import blob_store, master_key
+from governance.vault import BlobDamaged, WrongMasterKey
 from training import redaction, runs
 from training.engine import train as engine_train
 from training.engine.model_files import sha256_file
@@ -34,6 +36,21 @@ from training.engine.redaction import Deduplicator, run_redaction
 from training.models import ArtifactKind, RunArtifact, RunState, TrainingRun
 
 log = logging.getLogger(__name__)
+
+# The database blinked: a dropped connection (PostgreSQL restarted, the backend terminated) or a
+# write that waited out its lock (SQLite). Telemetry survives it; the run's own records retry.
+DATABASE_BLINKS = (OperationalError, InterfaceError)
+
+
+def _after_database_error() -> None:
+    """Drop this thread's connection if the error broke it, so the next query opens a new one.
+    Never inside a transaction (a caller's, as in a test): closing there would lose its work."""
+    if connection.in_atomic_block:
+        return
+    try:
+        connection.close_if_unusable_or_obsolete()
+    except DATABASE_BLINKS:
+        connection.close()
 
 
 class Heartbeat:
@@ -55,7 +72,11 @@ class Heartbeat:
     def _beat(self):
         try:
             while not self._stop.wait(self.every):
-                runs.record_progress(self.run)
+                try:
+                    runs.record_progress(self.run)
+                except DATABASE_BLINKS as exc:  # the next beat tries again on a fresh connection
+                    log.warning("heartbeat of run %s not recorded, the database is unavailable: %s", self.run.pk, exc)
+                    _after_database_error()
         except Exception:  # a missed heartbeat is reported by the reaper, never fatal to training
             log.exception("heartbeat of run %s failed", self.run.pk)
         finally:
@@ -83,9 +104,15 @@ class ProgressReporter:
         self.last_write = now
         per_step = (now - self.started) / max(1, state["step"] - 1) if state["step"] > 1 else None
         eta = int(per_step * (state["steps"] - state["step"])) if per_step is not None else None
-        runs.record_progress(self.run, phase="training", step=state["step"], total_steps=state["steps"],
-                             epoch=state.get("epoch"), loss=state.get("loss"), epsilon_spent=self.last_epsilon,
-                             eta_seconds=eta, progress_at=timezone.now())
+        try:
+            runs.record_progress(self.run, phase="training", step=state["step"], total_steps=state["steps"],
+                                 epoch=state.get("epoch"), loss=state.get("loss"), epsilon_spent=self.last_epsilon,
+                                 eta_seconds=eta, progress_at=timezone.now())
+        except DATABASE_BLINKS as exc:
+            # Progress is telemetry: losing one write must not throw away the training. The next
+            # write (a fresh connection if this one broke) brings the page up to date.
+            log.warning("progress of run %s not recorded, the database is unavailable: %s; training continues", self.run.pk, exc)
+            _after_database_error()
 
 
 CANCEL_CHECK_SECONDS = 1.0
@@ -100,8 +127,16 @@ class CancelCheck:
     def __call__(self) -> bool:
         if not self.cancelled and time.monotonic() - self.checked_at >= CANCEL_CHECK_SECONDS:
             self.checked_at = time.monotonic()
-            self.cancelled = runs.cancel_requested(self.run)
+            try:
+                self.cancelled = runs.cancel_requested(self.run)
+            except DATABASE_BLINKS as exc:  # asked again a second later
+                log.warning("cancel flag of run %s not read, the database is unavailable: %s", self.run.pk, exc)
+                _after_database_error()
         return self.cancelled
+
+
+class RunFailure(Exception):
+    """A failure of the run whose message is already the sentence its page shows."""
 
 
 def execute_run(run: TrainingRun, worker: str, echo: Callable[[dict], None] | None = None) -> TrainingRun:
@@ -117,21 +152,82 @@ def execute_run(run: TrainingRun, worker: str, echo: Callable[[dict], None] | No
             if blockers:
                 outcome = {"state": RunState.FAILED, "reason": "Stopped before training: " + " ".join(blockers)}
             else:
+                _check_master_key(run)  # before anything is decrypted, or sealed with the wrong key
                 with job_scratch(TrainingRun.scratch_root(), str(run.job_id), on_purge=purge.update) as scratch:
                     outcome = _train_in(scratch, run, echo)
     except Exception as exc:  # the run fails with its reason; the worker stays up
         log.exception("training run %s failed", run.pk)
-        reason = str(exc) if isinstance(exc, SubjectFieldError) else f"{type(exc).__name__}: {exc}"
-        outcome = {"state": RunState.FAILED, "reason": reason}
+        if isinstance(exc, DATABASE_BLINKS):
+            _after_database_error()
+        outcome = {"state": RunState.FAILED, "reason": failure_reason(exc)}
     finally:
         if purge:
-            runs.record_purge(run, purge, how="removed by the run in finally")
+            _durably(lambda: runs.record_purge(run, purge, how="removed by the run in finally"), run, "its purge")
     if outcome["state"] != RunState.SUCCEEDED:
-        _delete_artifacts(run, kinds=None)
+        _durably(lambda: _delete_artifacts(run, kinds=None), run, "the deletion of its artifacts")
     elif not settings.PROVENANT_KEEP_CHECKPOINTS:
-        _delete_artifacts(run, kinds=[ArtifactKind.CHECKPOINT])
+        _durably(lambda: _delete_artifacts(run, kinds=[ArtifactKind.CHECKPOINT]), run, "the deletion of its checkpoints")
     # The run's end is announced (training.signals.run_changed): the workflow queues its audit.
-    return runs.finish_run(run, outcome.pop("state"), **outcome)
+    state = outcome.pop("state")
+    return _durably(lambda: runs.finish_run(run, state, **outcome), run, "its end")
+
+
+DURABLE_ATTEMPTS = 5
+
+
+def _durably(write, run: TrainingRun, what: str):
+    """The run's last records must reach the database even when it blinks (a restart, a dropped
+    connection, a lock held for a while): a few attempts on a fresh connection, backing off."""
+    for attempt in range(DURABLE_ATTEMPTS):
+        try:
+            return write()
+        except DATABASE_BLINKS as exc:
+            if attempt == DURABLE_ATTEMPTS - 1:
+                raise
+            log.warning("run %s: %s not recorded, the database is unavailable (%s); trying again", run.pk, what, exc)
+            _after_database_error()
+            time.sleep(2 ** attempt)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What the run's page says when an error ends the run: what happened and what to do."""
+    if isinstance(exc, (SubjectFieldError, RunFailure)):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        root = TrainingRun.scratch_root()
+        where = exc.filename or ""
+        place = (f"the run's scratch directory ({root})" if not where or str(where).startswith(str(root))
+                 else f"the folder {Path(where).parent}")
+        return (f"The disk ran out of space while the run was writing to {place}: no space left on the device. "
+                "The run's plaintext was removed. Free space there (or move PROVENANT_DATA_DIR to a larger disk) "
+                "and queue the run again.")
+    if isinstance(exc, DATABASE_BLINKS):
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return (f"The database could not be reached while the run was working ({first_line}). The run's plaintext "
+                "was removed and nothing was kept; queue the run again once the database answers.")
+    if isinstance(exc, BlobDamaged):
+        return ("An encrypted file the run had to read is damaged (authentication failed): its bytes were changed "
+                "or cut short on disk, so nothing was trained on it. Restore it from a backup or upload it again, "
+                "then queue the run again.")
+    if isinstance(exc, WrongMasterKey):
+        return f"An encrypted key could not be opened: {exc} Start the worker with the portal's master key and queue the run again."
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _check_master_key(run: TrainingRun) -> None:
+    """A worker started with another master key than the portal's fails the run at once, before
+    it decrypts anything or seals a new pseudonym key or artifact under a key nobody else has."""
+    for dataset in run.datasets.all().order_by("pk"):
+        if not dataset.wrapped_key:
+            continue  # shredded: the start checks and the reading say so
+        try:
+            master_key().unwrap(dataset.wrapped_key, dataset.key_context(dataset.blob_id))
+        except WrongMasterKey:
+            raise RunFailure(
+                f"This worker's master key cannot open the data key of dataset “{dataset}”: the worker was started with "
+                "a different master key than the portal that encrypted the data. Nothing was decrypted. Start the worker "
+                "with the portal's master key (PROVENANT_MASTER_KEY or PROVENANT_MASTER_KEY_FILE) and queue the run again."
+            ) from None
 
 
 def _train_in(scratch: Path, run: TrainingRun, echo) -> dict:
@@ -178,8 +274,6 @@ def _prepare_records(scratch: Path, run: TrainingRun, run_settings) -> tuple[Pat
     De-duplication spans the whole run, redaction on or off: one record twice in the training data
     counts twice against per-record DP, and may sit on both sides of the holdout split. The first
     copy (by dataset, then line) is kept, with its own subject."""
-    from training.actions import review_decisions_for
-
     combined = scratch / "redacted.jsonl"
     reports = {}
     by_subject = run_settings.training.dp and run_settings.training.privacy_unit == "subject"
@@ -188,44 +282,13 @@ def _prepare_records(scratch: Path, run: TrainingRun, run_settings) -> tuple[Pat
     dedup = Deduplicator()  # one for the run: it remembers the texts of the datasets before
     with open(combined, "w", encoding="utf-8") as sink:
         for dataset in run.datasets.all().order_by("pk"):
-            part = scratch / f"redacted-{dataset.pk}.jsonl"
-            if run_settings.redaction:
-                classes = list(dataset.data_classes.all())
-                key = redaction.pseudonym_key_for(classes)
-                spans = scratch / f"spans-{dataset.pk}.jsonl"
-                report = run_redaction(redaction.dataset_records(dataset), out=part, spans_out=spans,
-                                       detector_config=redaction.detector_config_for(classes), policy=redaction.policy_for(classes),
-                                       key=key, decisions=review_decisions_for(dataset), total=dataset.record_count, sample_size=0,
-                                       dedup=dedup)
-                reports[str(dataset.pk)] = report.as_dict()
-                index.add_dataset(redaction.dataset_records(dataset), spans, key)
-                spans.unlink()
-            else:
-                exact_before, near_before = dedup.exact, dedup.near
-                with open(part, "w", encoding="utf-8") as raw:
-                    count = kept = 0
-                    for record in redaction.dataset_records(dataset):
-                        count += 1
-                        if not dedup.is_duplicate(record.text):
-                            raw.write(json.dumps({"id": record.id, "text": record.text}) + "\n")
-                            kept += 1
-                reports[str(dataset.pk)] = {"records_in": count, "records_out": kept, "redaction": "off",
-                                            "exact_duplicates": dedup.exact - exact_before, "near_duplicates": dedup.near - near_before}
-            if by_subject:
-                try:
-                    value_of = dict(redaction.dataset_subjects(dataset, run_settings.subject_field))
-                except IngestError as exc:
-                    raise SubjectFieldError(f"Dataset “{dataset}”: {exc} Subject-level DP needs the subject of every record.") from None
-                with open(part, encoding="utf-8") as source:
-                    for line in source:
-                        record = json.loads(line)
-                        # Numbered as their records survive: a subject whose records were all dropped is not counted.
-                        subject = subject_numbers.setdefault(value_of[record["id"]], f"subject-{len(subject_numbers)}")
-                        sink.write(json.dumps({"text": record["text"], "subject": subject}) + "\n")
-            else:
-                with open(part, encoding="utf-8") as source:
-                    shutil.copyfileobj(source, sink)
-            part.unlink()
+            try:
+                _prepare_dataset(dataset, scratch, sink, run_settings, dedup, index, reports, subject_numbers, by_subject)
+            except BlobDamaged:
+                raise RunFailure(
+                    f"The encrypted file of dataset “{dataset}” is damaged (authentication failed): its bytes were changed "
+                    "or cut short on disk, so the run stopped before training on it and removed what it had decrypted. "
+                    "Restore the file from a backup or upload the dataset again, then queue the run again.") from None
     if index is not None:
         index.save(scratch / "pii_index.json")
     summary = {"datasets": reports, "records_out": sum(r["records_out"] for r in reports.values()),
@@ -233,6 +296,51 @@ def _prepare_records(scratch: Path, run: TrainingRun, run_settings) -> tuple[Pat
     if by_subject:
         summary["subjects"] = len(subject_numbers)
     return combined, summary
+
+
+def _prepare_dataset(dataset, scratch: Path, sink, run_settings, dedup, index, reports: dict, subject_numbers: dict,
+                     by_subject: bool) -> None:
+    """One dataset of the run: redacted (or only de-duplicated) into `sink`, its report in `reports`."""
+    from training.actions import review_decisions_for
+
+    part = scratch / f"redacted-{dataset.pk}.jsonl"
+    if run_settings.redaction:
+        classes = list(dataset.data_classes.all())
+        key = redaction.pseudonym_key_for(classes)
+        spans = scratch / f"spans-{dataset.pk}.jsonl"
+        report = run_redaction(redaction.dataset_records(dataset), out=part, spans_out=spans,
+                               detector_config=redaction.detector_config_for(classes), policy=redaction.policy_for(classes),
+                               key=key, decisions=review_decisions_for(dataset), total=dataset.record_count, sample_size=0,
+                               dedup=dedup)
+        reports[str(dataset.pk)] = report.as_dict()
+        index.add_dataset(redaction.dataset_records(dataset), spans, key)
+        spans.unlink()
+    else:
+        exact_before, near_before = dedup.exact, dedup.near
+        with open(part, "w", encoding="utf-8") as raw:
+            count = kept = 0
+            for record in redaction.dataset_records(dataset):
+                count += 1
+                if not dedup.is_duplicate(record.text):
+                    raw.write(json.dumps({"id": record.id, "text": record.text}) + "\n")
+                    kept += 1
+        reports[str(dataset.pk)] = {"records_in": count, "records_out": kept, "redaction": "off",
+                                    "exact_duplicates": dedup.exact - exact_before, "near_duplicates": dedup.near - near_before}
+    if by_subject:
+        try:
+            value_of = dict(redaction.dataset_subjects(dataset, run_settings.subject_field))
+        except IngestError as exc:
+            raise SubjectFieldError(f"Dataset “{dataset}”: {exc} Subject-level DP needs the subject of every record.") from None
+        with open(part, encoding="utf-8") as source:
+            for line in source:
+                record = json.loads(line)
+                # Numbered as their records survive: a subject whose records were all dropped is not counted.
+                subject = subject_numbers.setdefault(value_of[record["id"]], f"subject-{len(subject_numbers)}")
+                sink.write(json.dumps({"text": record["text"], "subject": subject}) + "\n")
+    else:
+        with open(part, encoding="utf-8") as source:
+            shutil.copyfileobj(source, sink)
+    part.unlink()
 
 
 class SubjectFieldError(ValueError):
