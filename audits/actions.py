@@ -54,7 +54,8 @@ def enqueue_audit(item: AdapterAudit) -> None:
     # By the task's name: the task module imports the runner, which imports this module.
     from celery import current_app
 
-    result = current_app.send_task("audits.tasks.run_adapter_audit", args=[item.pk], queue="gpu")
+    # On the run's own compute target: the audit decrypts its adapter and records there too.
+    result = current_app.send_task("audits.tasks.run_adapter_audit", args=[item.pk], queue=item.run.celery_queue)
     AdapterAudit.objects.filter(pk=item.pk).update(celery_task_id=result.id)
 
 

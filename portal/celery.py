@@ -45,25 +45,35 @@ def _broker_folders(**kwargs):
     ensure_broker_folders()
 
 
-def resend_queued_runs() -> list[int]:
-    """Send again the message of every run the database holds as queued (enqueued, not started).
+def resend_queued_jobs(queues=("gpu",)) -> list[str]:
+    """Send again the message of every run and audit the database holds as queued (enqueued, not started).
 
     A broker that restarts without persistence (Redis without AOF, as on the CI machine) or loses
     its disk forgets its queues: a run queued there would wait forever with no reason shown. The
     database is the record of what must run, so the worker re-sends from it. A run whose first
     message survived gets two: the first trains it, the second finds it no longer queued
     (`runs.mark_started` claims a run under a row lock) and does nothing, so no run trains twice."""
+    from audits.actions import enqueue_audit
+    from audits.models import AdapterAudit, AuditState
     from training.models import RunState, TrainingRun
     from training.runs import enqueue_run
 
     resent = []
-    for run in TrainingRun.objects.filter(state=RunState.QUEUED).exclude(celery_task_id="").order_by("pk"):
+    # Each to the queue it was dispatched to, and only the queues this worker consumes: the workers of
+    # another compute target (another region) re-send their own.
+    queued = TrainingRun.objects.filter(state=RunState.QUEUED, celery_queue__in=list(queues)).exclude(celery_task_id="")
+    for run in queued.order_by("pk"):
         enqueue_run(run)
-        resent.append(run.pk)
+        resent.append(f"run {run.pk}")
+    # Audits the same way (`mark_audit_started` claims an audit under a row lock, too).
+    audits = AdapterAudit.objects.filter(state=AuditState.QUEUED, run__celery_queue__in=list(queues)).exclude(celery_task_id="")
+    for item in audits.select_related("run").order_by("pk"):
+        enqueue_audit(item)
+        resent.append(f"audit {item.pk}")
     return resent
 
 
-class ResendQueuedRuns(bootsteps.StartStopStep):
+class ResendQueuedJobs(bootsteps.StartStopStep):
     """Runs when the worker's consumer starts: at worker start and after every reconnection to the
     broker (Celery restarts the consumer when the broker connection is lost)."""
 
@@ -73,16 +83,14 @@ class ResendQueuedRuns(bootsteps.StartStopStep):
         import logging
 
         queues = {queue.name for queue in getattr(consumer.task_consumer, "queues", ())}
-        if "gpu" not in queues:  # only a worker that trains re-sends training runs
-            return
         try:
-            resent = resend_queued_runs()
+            resent = resend_queued_jobs(queues)
         except Exception:  # the database may be down too; the next reconnection tries again
-            logging.getLogger(__name__).exception("could not re-send the queued training runs")
+            logging.getLogger(__name__).exception("could not re-send the queued training runs and audits")
             return
         if resent:
-            logging.getLogger(__name__).warning("connected to the broker: sent again the queued training runs %s "
+            logging.getLogger(__name__).warning("connected to the broker: sent again the queued %s "
                                                 "(a message the broker lost trains; a duplicate does nothing)", resent)
 
 
-app.steps["consumer"].add(ResendQueuedRuns)
+app.steps["consumer"].add(ResendQueuedJobs)

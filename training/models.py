@@ -189,6 +189,9 @@ class TrainingRun(models.Model):
     # Liveness and control.
     worker = models.CharField(max_length=200, blank=True, help_text="Celery node (or host:pid) running it.")
     celery_task_id = models.CharField(max_length=255, blank=True)
+    # The compute target's queue it was dispatched to: a message sent again (a broker that lost its
+    # queues) must reach the same target, never another region's workers.
+    celery_queue = models.CharField(max_length=100, default="gpu")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")

@@ -158,21 +158,22 @@ def create_run(actor, base_model, datasets, config: dict, *, enqueue: bool = Tru
     visible = set(Dataset.objects.visible_to(actor).filter(pk__in=[d.pk for d in datasets]).values_list("pk", flat=True))
     if visible != {d.pk for d in datasets}:
         raise PermissionError("You can only train on datasets you own or that are shared with you.")
-    run = TrainingRun.objects.create(created_by=actor, base_model=base_model, config=run_settings.as_dict())
+    run = TrainingRun.objects.create(created_by=actor, base_model=base_model, config=run_settings.as_dict(), celery_queue=queue)
     run.datasets.set(datasets)
     record_event(actor, "trainingrun.created", run, f"{actor} queued training run {run.pk} on “{base_model}”",
                  {"base_model": base_model.name, "base_model_weights": base_model.weight_hashes,
            "datasets": {str(d.pk): d.sha256 for d in datasets}, "config": run.config})
     if enqueue:
-        transaction.on_commit(lambda: enqueue_run(run, queue))
+        transaction.on_commit(lambda: enqueue_run(run))
     return run
 
 
-def enqueue_run(run: TrainingRun, queue: str = "gpu") -> None:
+def enqueue_run(run: TrainingRun, queue: str | None = None) -> None:
+    """Send the run's message to its compute target's queue (`run.celery_queue`, unless told)."""
     # By the task's name: the task module imports the pipeline, which imports this module.
     from celery import current_app
 
-    result = current_app.send_task("training.tasks.run_training", args=[run.pk], queue=queue)
+    result = current_app.send_task("training.tasks.run_training", args=[run.pk], queue=queue or run.celery_queue)
     TrainingRun.objects.filter(pk=run.pk).update(celery_task_id=result.id)
 
 

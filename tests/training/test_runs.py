@@ -360,3 +360,29 @@ def test_the_default_delta_never_exceeds_the_data_class_maximum(engineer, base_m
     ended = execute_run(run, "test-worker")
     assert ended.state == RunState.SUCCEEDED, ended.failure_reason
     assert ended.result["delta"] == pytest.approx(1e-3)
+
+
+def test_queued_runs_are_sent_again_to_the_queue_they_were_dispatched_to_and_only_by_its_workers(engineer, base_model, monkeypatch):
+    """A broker that lost its queues: each worker re-sends the queued runs of the queues it
+    consumes, each to its own compute target's queue, never to another region's workers."""
+    import celery
+
+    from portal.celery import resend_queued_jobs
+
+    sent = []
+    monkeypatch.setattr(celery.current_app, "send_task", lambda name, args, queue: sent.append((args[0], queue)) or
+                        type("Result", (), {"id": f"task-{len(sent)}"})())
+    dataset = make_dataset(engineer, corpus_with_marker("routing"), name="Support chats")
+    in_eu = runs.create_run(engineer, base_model, [dataset], FAST, queue="eu-gpu")
+    default = runs.create_run(engineer, base_model, [dataset], FAST)
+    for run in (in_eu, default):
+        runs.enqueue_run(run)
+    assert sent == [(in_eu.pk, "eu-gpu"), (default.pk, "gpu")]
+
+    from audits.models import AdapterAudit
+
+    audit = AdapterAudit.objects.create(run=in_eu, requested_by=engineer, config={}, celery_task_id="lost")
+    AdapterAudit.objects.create(run=default, requested_by=engineer, config={}, celery_task_id="lost")
+    sent.clear()
+    assert resend_queued_jobs({"eu-gpu", "default"}) == [f"run {in_eu.pk}", f"audit {audit.pk}"]
+    assert sent == [(in_eu.pk, "eu-gpu"), (audit.pk, "eu-gpu")]
