@@ -178,6 +178,19 @@ def reactivate_user(actor, user):
     return user
 
 
+@transaction.atomic
+def rotate_api_token(user):
+    """A new API token for the user, the old one void at once. The trail records that it changed,
+    never the token."""
+    from rest_framework.authtoken.models import Token
+
+    had_one = Token.objects.filter(user=user).delete()[0] > 0
+    token = Token.objects.create(user=user)
+    record_event(user, "user.api_token_rotated" if had_one else "user.api_token_created", user,
+                 f"{user.username} {'rotated' if had_one else 'created'} their API token", {"username": user.username})
+    return token
+
+
 def _drop_tokens(user) -> None:
     from rest_framework.authtoken.models import Token
 

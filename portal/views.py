@@ -66,8 +66,7 @@ class ApiTokenView(LoginRequiredMixin, TemplateView):
         return super().dispatch(request, *args, **kwargs)
 
     def post(self, request):
-        Token.objects.filter(user=request.user).delete()
-        Token.objects.create(user=request.user)
+        users.rotate_api_token(request.user)
         return redirect("api_token")
 
     def get_context_data(self, **kwargs):
