@@ -73,7 +73,7 @@ def seed(database: str, out: Path) -> None:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.core.management import call_command
-    from rest_framework.authtoken.models import Token
+    from governance.models import ApiToken
 
     call_command("migrate", verbosity=0)
     call_command("seed_demo", stdout=open(os.devnull, "w"))
@@ -117,7 +117,7 @@ def seed(database: str, out: Path) -> None:
             packs.append(pack.pk)
     out.write_text(json.dumps({
         "people": {role: [u.username for u in users] for role, users in people.items()},
-        "tokens": {u.username: Token.objects.get_or_create(user=u)[0].key for u in people["engineer"]},
+        "tokens": {u.username: ApiToken.objects.issue(u, days=90)[1] for u in people["engineer"]},
         "audits": audits, "packs": packs, **ids,
     }))
 

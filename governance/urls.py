@@ -46,7 +46,7 @@ urlpatterns += [
     path("users/new/", user_views.UserCreateView.as_view(), name="user_create"),
     path("users/<int:pk>/", user_views.UserDetailView.as_view(), name="user_detail"),
     *[path(f"users/<int:pk>/{verb}/", user_views.UserActionView.as_view(action=verb), name=f"user_{verb}")
-      for verb in ("propose", "revoke", "deactivate", "reactivate", "reset")],
+      for verb in ("propose", "revoke", "deactivate", "reactivate", "reset", "email")],
     path("role-grants/", user_views.RoleGrantsView.as_view(), name="role_grants"),
     path("role-grants/<int:pk>/confirm/", user_views.RoleGrantDecisionView.as_view(decision="confirm"), name="role_grant_confirm"),
     path("role-grants/<int:pk>/decline/", user_views.RoleGrantDecisionView.as_view(decision="decline"), name="role_grant_decline"),

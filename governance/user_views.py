@@ -23,7 +23,7 @@ class NewUserForm(forms.Form):
                                 help_text="Letters, digits and @ . + - _ only.")
     first_name = forms.CharField(max_length=150, required=False)
     last_name = forms.CharField(max_length=150, required=False)
-    email = forms.EmailField(required=False)
+    email = forms.EmailField(help_text="The link to choose a password is sent here, and only here.")
 
 
 class ProposeRoleForm(forms.Form):
@@ -33,6 +33,10 @@ class ProposeRoleForm(forms.Form):
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(max_length=500, help_text="Kept in the audit trail.")
+
+
+class EmailForm(forms.Form):
+    email = forms.EmailField(help_text="Reset links go here, and only here. The trail keeps the old and new address.")
 
 
 class RevokeRoleForm(ReasonForm):
@@ -74,17 +78,16 @@ class UserCreateView(AdminOnlyMixin, View):
         if not form.is_valid():
             return self.get(request, form)
         try:
-            user = users.create_user(request.user, **form.cleaned_data)
+            user, mailed = users.create_user(request.user, base_url=request.build_absolute_uri("/"), **form.cleaned_data)
         except users.UserActionRefused as exc:
             form.add_error("username", str(exc))
             return self.get(request, form)
-        messages.success(request, f"Created {user.username}, with no role and no password yet: issue a reset link below "
-                                  "and give it to them.")
+        messages.success(request, f"Created {user.username}, with no role. " + _link_sent_sentence(mailed))
         return redirect("governance:user_detail", pk=user.pk)
 
 
 class UserDetailView(AdminOnlyMixin, View):
-    def get(self, request, pk, reset_link=""):
+    def get(self, request, pk):
         subject = self.get_user(pk)
         held = roles_of(subject)
         grants = subject.role_grants.select_related("proposed_by", "decided_by")[:50]
@@ -92,7 +95,8 @@ class UserDetailView(AdminOnlyMixin, View):
             "subject": subject, "held": [(r, ROLE_LABELS[r]) for r in ROLES if r in held], "grants": grants,
             "is_self": subject.pk == request.user.pk, "propose_form": ProposeRoleForm(auto_id="propose_%s"),
             "reason_form": ReasonForm(auto_id="deactivate_%s"),
-            "reset_link": reset_link, "awaiting": [g for g in users.grants_awaiting(request.user) if g.user_id == subject.pk],
+            "email_form": EmailForm(auto_id="email_%s", initial={"email": subject.email}),
+            "awaiting": [g for g in users.grants_awaiting(request.user) if g.user_id == subject.pk],
             "second_person_roles": [ROLE_LABELS[r] for r in users.SECOND_PERSON_ROLES],
         })
 
@@ -111,13 +115,11 @@ class UserActionView(AdminOnlyMixin, View):
             return redirect("governance:user_detail", pk=subject.pk)
         except PermissionError as exc:
             raise PermissionDenied(str(exc)) from exc
-        if isinstance(done, str) and done.startswith("/"):  # a reset link: shown once, on this response only
-            messages.success(request, f"A one-time reset link for {subject.username} is below. Give it to them yourself; "
-                                      "it works once, and their old password and API token no longer work.")
-            page = UserDetailView()
-            page.setup(request, pk=subject.pk)
-            return page.get(request, subject.pk, reset_link=request.build_absolute_uri(done))
-        messages.success(request, done)
+        if isinstance(done, users.LinkMailed):
+            (messages.error if done.error else messages.success)(
+                request, _link_sent_sentence(done) + " Their old password and API token no longer work.")
+        else:
+            messages.success(request, done)
         return redirect("governance:user_detail", pk=subject.pk)
 
     def _form(self, form_class, request):
@@ -146,8 +148,21 @@ class UserActionView(AdminOnlyMixin, View):
         users.reactivate_user(request.user, subject)
         return f"Reactivated {subject.username}, with no role."
 
+    def do_email(self, request, subject):
+        user = users.change_email(request.user, subject, self._form(EmailForm, request)["email"])
+        return f"{subject.username}'s e-mail address is now {user.email}; links sent before no longer work."
+
     def do_reset(self, request, subject):
-        return users.issue_password_reset(request.user, subject)
+        return users.issue_password_reset(request.user, subject, base_url=request.build_absolute_uri("/"))
+
+
+def _link_sent_sentence(mailed: users.LinkMailed) -> str:
+    """The administrator learns where the link went, never the link. The mail leaves when the
+    action commits; if the mail server refused it by the time the page answers, say so."""
+    if mailed.error:
+        return (f"The one-time link for {mailed.username} could not be sent to {mailed.masked_email} ({mailed.error}): "
+                "check the e-mail settings, then issue a new link.")
+    return f"A one-time link was sent to {mailed.masked_email}: it works once, and only they receive it."
 
 
 # --------------------------------------------------------------------------- confirming grants

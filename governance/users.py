@@ -12,24 +12,33 @@ The rules (README, *Users and roles*):
   it alone. While nobody holds the role yet (a fresh install), a second administrator confirms.
 - Superuser status is never set here; staff status (which only opens the read-only Django admin)
   follows the admin role.
-- An administrator never chooses a password: they issue a one-time reset link, and the user sets
-  their own password through it.
+- An administrator never chooses a password, and never sees the link that sets one: the one-time
+  link goes by e-mail to the user's own address (an account without one cannot be reset here), and
+  the user sets their own password through it. Only the operator's `manage.py bootstrap_admin`
+  prints a link, on the server's terminal, for the first administrators of a fresh install.
 """
 
 from __future__ import annotations
 
+import logging
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.tokens import default_token_generator
+from django.core.mail import send_mail
 from django.db import transaction
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from governance.models import RoleGrant, RoleGrantState
+from governance.models import ApiToken, RoleGrant, RoleGrantState
 from governance.roles import ADMIN, ENGINEER, LEGAL, PRIVACY, REGULATOR, ROLE_LABELS, ROLES, roles_of
 from governance.trail import record_event
+
+logger = logging.getLogger(__name__)
 
 SECOND_PERSON_ROLES = (LEGAL, PRIVACY, ADMIN)
 DIRECT_ROLES = (ENGINEER, REGULATOR)
@@ -97,9 +106,13 @@ def grants_awaiting(actor):
 
 
 @transaction.atomic
-def create_user(actor, *, username: str, email: str = "", first_name: str = "", last_name: str = ""):
-    """A new account with no role and no password: hand the user the reset link to set one."""
+def create_user(actor, *, username: str, email: str, base_url: str, first_name: str = "", last_name: str = ""):
+    """A new account with no role and no password; a one-time link to choose one goes to its e-mail
+    address (required: it is the only way the link reaches the person). Returns the user and the
+    `LinkMailed` the page reports."""
     check_manage(actor)
+    if not email.strip():
+        raise UserActionRefused("Give the person's e-mail address: the link to choose their password is sent there.")
     User = get_user_model()
     if User.objects.filter(username__iexact=username).exists():
         raise UserActionRefused(f"The username “{username}” is taken: choose another.")
@@ -108,29 +121,88 @@ def create_user(actor, *, username: str, email: str = "", first_name: str = "", 
     user.save()
     record_event(actor, "user.created", user, f"{actor} created the account {user.username}",
                  {"username": user.username, "email": email})
-    return user
+    return user, _send_link(actor, user, base_url, new_account=True)
 
 
-def _reset_link(user) -> str:
+def reset_path(user) -> str:
+    """The one-time link's path. Server side only: it goes into the user's e-mail, or onto the
+    operator's terminal (`bootstrap_admin`); never onto a page or into the trail."""
     return reverse("password_reset_confirm", kwargs={"uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
                                                      "token": default_token_generator.make_token(user)})
 
 
+def mask_email(address: str) -> str:
+    """Enough for the administrator to recognise the address the link went to: n***@example.org."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+class LinkMailed:
+    """What the administrator learns of a link sent: the masked address, and, once the transaction
+    has committed and the mail server answered, the error if it refused the message."""
+
+    def __init__(self, user):
+        self.username, self.masked_email, self.error = user.username, mask_email(user.email), ""
+
+
+def _send_link(actor, user, base_url: str, *, new_account: bool) -> LinkMailed:
+    """Record the link issued (never the link itself), then mail it to the user's own address once
+    the transaction commits: a rolled-back action sends nothing."""
+    outcome = LinkMailed(user)
+    verb = "a one-time link to choose a password" if new_account else "a one-time password reset link"
+    record_event(actor, "user.password_reset_issued", user, f"{actor} sent {user.username} {verb} by e-mail",
+                 {"username": user.username, "sent_to": outcome.masked_email, "new_account": new_account})
+    context = {"user": user, "link": base_url.rstrip("/") + reset_path(user), "new_account": new_account,
+               "hours": settings.PASSWORD_RESET_TIMEOUT // 3600}
+    subject = "Choose your Provenant password" if new_account else "Reset your Provenant password"
+    body, to = render_to_string("governance/users/password_link_email.txt", context), [user.email]
+
+    def send():
+        try:
+            send_mail(subject, body, None, to)
+        except OSError as exc:  # smtplib's errors are OSErrors; the page says the mail did not leave
+            logger.exception("The password link for %s could not be mailed", outcome.username)
+            outcome.error = str(exc) or exc.__class__.__name__
+
+    transaction.on_commit(send)
+    return outcome
+
+
 @transaction.atomic
-def issue_password_reset(actor, user) -> str:
-    """Void the user's password and API token and return a one-time link (a path) through which
-    they choose a new one. The link stops working once used, when a newer one is issued, or after
-    PASSWORD_RESET_TIMEOUT; the administrator never learns the password."""
+def issue_password_reset(actor, user, *, base_url: str) -> LinkMailed:
+    """Void the user's password and API token and mail them a one-time link through which they
+    choose a new one. The link stops working once used, when a newer one is issued, or after
+    PASSWORD_RESET_TIMEOUT; the administrator never learns the link or the password."""
     check_manage(actor, user)
     user = _locked(user)
     if not user.is_active:
         raise UserActionRefused("The account is deactivated: reactivate it first.")
+    if not user.email.strip():
+        raise UserActionRefused(f"{user.username} has no e-mail address, so a reset link has nowhere to go: "
+                                "add their address first.")
     user.set_unusable_password()  # the old password stops working now, and earlier links with it
     user.save(update_fields=["password"])
     _drop_tokens(user)
-    record_event(actor, "user.password_reset_issued", user,
-                 f"{actor} issued a one-time password reset link to {user.username}", {"username": user.username})
-    return _reset_link(user)
+    return _send_link(actor, user, base_url, new_account=False)
+
+
+@transaction.atomic
+def change_email(actor, user, email: str):
+    """Set the address reset links go to. The trail keeps the old and the new address: pointing an
+    account's mail at oneself before issuing a link is the one way left to take it over, so it
+    stays visible. Links already sent stop working (Django's tokens cover the address)."""
+    check_manage(actor, user)
+    email = email.strip()
+    if not email:
+        raise UserActionRefused("Give the new e-mail address.")
+    user = _locked(user)
+    if user.email.lower() == email.lower():
+        raise UserActionRefused(f"{user.username}'s address is already {email}.")
+    old, user.email = user.email, email
+    user.save(update_fields=["email"])
+    record_event(actor, "user.email_changed", user, f"{actor} changed the e-mail address of {user.username}",
+                 {"username": user.username, "old_email": old, "new_email": email})
+    return user
 
 
 @transaction.atomic
@@ -179,22 +251,33 @@ def reactivate_user(actor, user):
 
 
 @transaction.atomic
-def rotate_api_token(user):
-    """A new API token for the user, the old one void at once. The trail records that it changed,
-    never the token."""
-    from rest_framework.authtoken.models import Token
-
-    had_one = Token.objects.filter(user=user).delete()[0] > 0
-    token = Token.objects.create(user=user)
+def rotate_api_token(user) -> tuple[ApiToken, str]:
+    """A new API token for the user, the old one void at once, and its secret: shown to the user
+    once (the API token page), kept only as a hash. It expires after PROVENANT_API_TOKEN_DAYS days.
+    The trail records that it changed and its first characters, never the token."""
+    _locked(user)  # two rotations at once take turns instead of colliding on the one-token rule
+    had_one = ApiToken.objects.filter(user=user).exists()
+    token, secret = ApiToken.objects.issue(user, days=settings.PROVENANT_API_TOKEN_DAYS)
     record_event(user, "user.api_token_rotated" if had_one else "user.api_token_created", user,
-                 f"{user.username} {'rotated' if had_one else 'created'} their API token", {"username": user.username})
-    return token
+                 f"{user.username} {'rotated' if had_one else 'created'} their API token",
+                 {"username": user.username, "prefix": token.prefix, "expires_at": token.expires_at.isoformat()})
+    return token, secret
+
+
+@transaction.atomic
+def revoke_api_token(user) -> None:
+    """The user's API token stops working at once; they may make a new one later."""
+    token = ApiToken.objects.filter(user=user).first()
+    if token is None:
+        raise UserActionRefused("You have no API token to revoke.")
+    token.delete()
+    record_event(user, "user.api_token_revoked", user, f"{user.username} revoked their API token",
+                 {"username": user.username, "prefix": token.prefix})
 
 
 def _drop_tokens(user) -> None:
-    from rest_framework.authtoken.models import Token
-
-    Token.objects.filter(user=user).delete()
+    """Deactivation and password resets void the token (their own trail events say so)."""
+    ApiToken.objects.filter(user=user).delete()
 
 
 # --------------------------------------------------------------------------- roles
@@ -325,4 +408,4 @@ def bootstrap_admin(username: str, email: str = "") -> tuple[object, str]:
     record_event(None, "role.granted", user, f"The operator granted {username} the role {_label(ADMIN)} on the command line",
                  {"username": username, "role": ADMIN, "grant": grant.pk, "bootstrap": True})
     # A new account has no password yet: the link lets its owner choose one.
-    return user, "" if user.has_usable_password() else _reset_link(user)
+    return user, "" if user.has_usable_password() else reset_path(user)

@@ -39,7 +39,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "guardian",
@@ -132,6 +131,21 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
+# E-mail carries one-time password links to the user's own address, never to the administrator's
+# screen. Production: SMTP from the environment. Development: files under $PROVENANT_DATA_DIR/mail/
+# (one .log file per message; open it to follow the link). Tests: Django swaps in its locmem outbox.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION
+                               else "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = PROVENANT_DATA_DIR / "mail"
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD") or (
+    Path(os.environ["EMAIL_HOST_PASSWORD_FILE"]).read_text().strip() if os.environ.get("EMAIL_HOST_PASSWORD_FILE") else "")
+EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "1") == "1"
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))  # a dead SMTP server must not hang the page
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Provenant <provenant@localhost>")
+
 # django-axes: lock an account+address pair after repeated failures.
 AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "30")))
@@ -208,6 +222,9 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
+# API tokens (governance.models.ApiToken, kept hashed) expire this many days after they are made.
+PROVENANT_API_TOKEN_DAYS = int(os.environ.get("PROVENANT_API_TOKEN_DAYS", "90"))
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "portal.permissions.RoleTokenAuthentication",  # a token without a role: 403 everywhere
@@ -226,7 +243,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Provenant API",
     "DESCRIPTION": "Governance records, datasets and the audit trail of the Provenant portal. "
-    "Authenticate with `Authorization: Token <key>`.",
+    "Authenticate with `Authorization: Token <key>`, the key from the portal's API token page (it expires).",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated", "portal.permissions.HasAnyRole"],

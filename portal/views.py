@@ -1,5 +1,7 @@
 import datetime as dt
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -9,12 +11,12 @@ from django.db.models import Q
 from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.views.generic import TemplateView
-from rest_framework.authtoken.models import Token
 
 from governance import users
 from governance.roles import roles_of
-from governance.models import Attestation, DataProcessingAgreement, Dataset, DatasetState
+from governance.models import ApiToken, Attestation, DataProcessingAgreement, Dataset, DatasetState
 from workflow.request_views import awaiting_decision_by
 
 EXPIRY_HORIZON_DAYS = 30
@@ -56,7 +58,9 @@ class DashboardView(LoginRequiredMixin, TemplateView):
 
 
 class ApiTokenView(LoginRequiredMixin, TemplateView):
-    """Show, create or rotate the user's API token (POST rotates). Only users with a role."""
+    """The user's API token: create or rotate it (POST), when its secret is shown, once, in the
+    answer to that POST and never again (only its hash is kept); or revoke it (POST `revoke`).
+    Only users with a role."""
 
     template_name = "registration/api_token.html"
 
@@ -66,12 +70,22 @@ class ApiTokenView(LoginRequiredMixin, TemplateView):
         return super().dispatch(request, *args, **kwargs)
 
     def post(self, request):
-        users.rotate_api_token(request.user)
-        return redirect("api_token")
+        if "revoke" in request.POST:
+            try:
+                users.revoke_api_token(request.user)
+                messages.success(request, "Your API token is revoked: it no longer works.")
+            except users.UserActionRefused as exc:
+                messages.error(request, str(exc))
+            return redirect("api_token")
+        _, secret = users.rotate_api_token(request.user)
+        response = self.render_to_response(self.get_context_data(secret=secret))
+        add_never_cache_headers(response)  # the secret must not stay in a cache or the browser's history
+        return response
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
-        ctx["token"] = Token.objects.filter(user=self.request.user).first()
+        ctx["token"] = ApiToken.objects.filter(user=self.request.user).first()
+        ctx["token_days"] = settings.PROVENANT_API_TOKEN_DAYS
         return ctx
 
 

@@ -105,13 +105,25 @@ def client_for(user) -> Client:
     return client
 
 
+_api_secrets: dict[int, str] = {}  # user pk -> the secret of the token api_client_for last made for them
+
+
+def api_token_for(user) -> str:
+    """The user's API token secret, made without a trail event (the portal keeps only its hash, so
+    the secret is remembered here); the same one while it exists, so two clients for one user both work."""
+    secret = _api_secrets.get(user.pk)
+    if secret is None or not m.ApiToken.objects.filter(user=user, digest=m.ApiToken.digest_of(secret)).exists():
+        _, secret = m.ApiToken.objects.issue(user, days=django_settings.PROVENANT_API_TOKEN_DAYS)
+        _api_secrets[user.pk] = secret
+    return secret
+
+
 def api_client_for(user):
     """A DRF client authenticated with the user's API token, as a script would be."""
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_for(user)}")
     return client
 
 

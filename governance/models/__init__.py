@@ -9,4 +9,4 @@ from governance.models.base import (RestrictedQuerySet, GovernanceRecord)  # noq
 from governance.models.records import (Tier, DataCategory, Regulation, FineTuningUse, ComputeKind, DataClass, RedactionRuleKind, RedactionRule, Processor, AttestationKind, Attestation, DeletionAtEnd, DataProcessingAgreement, ComputeTarget)  # noqa: F401
 from governance.models.datasets import (LawfulBasis, Segment, DatasetFormat, DatasetState, DatasetShredded, Dataset)  # noqa: F401
 from governance.models.audit_trail import (canonical_json, AuditChainHead, ChainVerification, AuditEvent)  # noqa: F401
-from governance.models.users import (RoleGrantState, RoleGrant)  # noqa: F401
+from governance.models.users import (RoleGrantState, RoleGrant, ApiToken)  # noqa: F401

@@ -102,6 +102,12 @@ class World:
         for name, user in personas.items():
             setattr(self, name, user)
 
+    @cached_property
+    def engineer_api_token(self):
+        from governance import users
+
+        return users.rotate_api_token(self.engineer)[0]
+
     # -- governance records
     @cached_property
     def data_class(self):
@@ -259,7 +265,7 @@ class World:
     def account(self):
         from governance import users
 
-        return users.create_user(self.admin_user, username="nina", email="nina@example.test")
+        return users.create_user(self.admin_user, username="nina", email="nina@example.test", base_url="http://testserver/")[0]
 
     @cached_property
     def deactivated_account(self):
@@ -277,7 +283,9 @@ class World:
     def reset_link(self) -> list[str]:
         from governance import users
 
-        return users.issue_password_reset(self.admin_user, self.account).strip("/").split("/")[-2:]
+        users.issue_password_reset(self.admin_user, self.account, base_url="http://testserver/")
+        self.account.refresh_from_db()  # the token covers the new (void) password
+        return users.reset_path(self.account).strip("/").split("/")[-2:]  # what the mail holds
 
     @cached_property
     def reset_uid(self) -> str:
@@ -468,6 +476,8 @@ WRITES: list[Step] = [
          events=("user.reactivated",)),
     Step("page: issue a password reset link", "POST", "/governance/users/{account}/reset/", "admin_user",
          events=("user.password_reset_issued",)),
+    Step("page: change a user's e-mail address", "POST", "/governance/users/{other_engineer}/email/", "admin_user",
+         {"email": "eddie.new@example.test"}, ("user.email_changed",)),
     Step("page: confirm a role grant", "POST", "/governance/role-grants/{pending_grant}/confirm/", "privacy", events=("role.granted",)),
     Step("page: decline a role grant", "POST", "/governance/role-grants/{pending_grant}/decline/", "privacy", events=("role.declined",)),
     Step("page: set a password through a reset link", "GET", "/account/reset/{reset_uid}/{reset_token}/", "anonymous",
@@ -477,7 +487,9 @@ WRITES: list[Step] = [
     # ------------------------------------------------------------------ portal
     Step("login", "POST", "/login/", "anonymous", {"username": "erin", "password": "correct-horse-battery-9"}),  # conftest's persona
     Step("logout", "POST", "/logout/", "engineer"),
-    Step("api token: rotate", "POST", "/account/token/", "engineer"),
+    Step("api token: rotate", "POST", "/account/token/", "engineer", events=("user.api_token_created",)),
+    Step("api token: revoke", "POST", "/account/token/", "engineer", {"revoke": "1"}, events=("user.api_token_revoked",),
+         given=("engineer_api_token",)),
     # ------------------------------------------------------------------ governance records
     *_record_rows(),
     Step("page: attach the signed DPA document", "POST", "/governance/dpas/{dpa}/edit/", "legal",

@@ -21,7 +21,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from tests.conftest import make_dataset
+from tests.conftest import api_token_for, make_dataset
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db]
 
@@ -63,8 +63,6 @@ def wsgi_app():
 @pytest.fixture
 def world(request, records, engineer, legal, privacy):
     """Every persona with an API token, and a record of each kind for the paths to name."""
-    from rest_framework.authtoken.models import Token
-
     from governance import models as m
     from tests.governance.request_factory import good_base_model, good_compute_target, make_good_request
     from training.models import TrainingRun
@@ -76,7 +74,7 @@ def world(request, records, engineer, legal, privacy):
     for name in PERSONAS:
         if name is not None:
             user = request.getfixturevalue(name)
-            tokens[name] = Token.objects.get_or_create(user=user)[0].key
+            tokens[name] = api_token_for(user)
     base, target = good_base_model(), good_compute_target()
     dataset = make_dataset(engineer, name="Fuzz tickets", data_classes=[records["dataclass"]])
     make_good_request(engineer, datasets=[dataset], base_model=base, compute_target=target)

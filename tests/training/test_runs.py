@@ -1,6 +1,7 @@
 """Training runs through the portal's pipeline: accounted, canaried, encrypted, purged, cancellable."""
 
 import json
+import os
 import secrets
 import tempfile
 import time
@@ -55,12 +56,16 @@ def files_holding(marker: str, roots, since: float) -> list[Path]:
     needle = marker.encode()
     found = []
     for root in roots:
-        for path in Path(root).rglob("*"):
-            try:
-                if path.is_file() and path.stat().st_mtime >= since and needle in path.read_bytes():
-                    found.append(path)
-            except OSError:
-                continue
+        # os.walk, not rglob: other processes (a second suite, a worker) remove their own temporary
+        # directories while we walk the shared temp dir, and os.walk skips what vanished.
+        for folder, _, names in os.walk(root):
+            for name in names:
+                path = Path(folder) / name
+                try:
+                    if path.is_file() and path.stat().st_mtime >= since and needle in path.read_bytes():
+                        found.append(path)
+                except OSError:
+                    continue
     return found
 
 
