@@ -321,7 +321,7 @@ def propose_role(actor, user, role: str, reason: str = "") -> RoleGrant:
 
 @transaction.atomic
 def confirm_role(actor, grant: RoleGrant) -> RoleGrant:
-    grant = RoleGrant.objects.select_for_update().select_related("user", "proposed_by").get(pk=grant.pk)
+    grant = RoleGrant.objects.select_for_update(of=("self",)).select_related("user", "proposed_by").get(pk=grant.pk)
     if grant.state != RoleGrantState.PENDING:
         raise UserActionRefused(f"This grant is {grant.get_state_display().lower()}: there is nothing to confirm.")
     if actor.pk == grant.user_id:
@@ -347,7 +347,7 @@ def confirm_role(actor, grant: RoleGrant) -> RoleGrant:
 @transaction.atomic
 def decline_role(actor, grant: RoleGrant, reason: str = "") -> RoleGrant:
     """The proposer withdraws a pending grant, or a person who could confirm it declines it."""
-    grant = RoleGrant.objects.select_for_update().select_related("user").get(pk=grant.pk)
+    grant = RoleGrant.objects.select_for_update(of=("self",)).select_related("user").get(pk=grant.pk)
     if grant.state != RoleGrantState.PENDING:
         raise UserActionRefused(f"This grant is {grant.get_state_display().lower()}: there is nothing to decline.")
     if not (may_manage_users(actor) or may_confirm(actor, grant)):
