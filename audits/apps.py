@@ -38,7 +38,13 @@ class AuditsConfig(AppConfig):
 
     def ready(self):
         from audits import views
+        from audits.models import EvidencePack
+        from governance import key_rotation
         from training import run_page, runs
+
+        # What the master key protects here, for its rotation (governance.key_rotation).
+        key_rotation.register_wrapped_key(EvidencePack, "wrapped_key", context=lambda row: EvidencePack.key_context(row.blob_id),
+                                          context_fields=("blob_id",))
 
         if audit_settings_problems not in runs.AUDIT_SETTINGS_CHECKS:
             runs.AUDIT_SETTINGS_CHECKS.append(audit_settings_problems)

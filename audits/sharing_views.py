@@ -13,6 +13,7 @@ from django.views import View
 
 from audits import sharing
 from audits.models import EvidencePack, PackShare
+from governance.mfa import SecondFactorRequiredMixin
 from governance.roles import REGULATOR, has_role
 
 
@@ -46,8 +47,8 @@ class ShareAccessMixin(LoginRequiredMixin):
         return pack
 
 
-class PackSharesView(ShareAccessMixin, View):
-    """Who can read this pack, until when; share it with a regulator; revoke a share."""
+class PackSharesView(ShareAccessMixin, SecondFactorRequiredMixin, View):
+    """Who can read this pack, until when; share it with a regulator (with a recent second factor); revoke a share."""
 
     def get(self, request, pk, form=None):
         pack = self.get_pack(pk)
@@ -72,7 +73,7 @@ class PackSharesView(ShareAccessMixin, View):
         return redirect("audits:pack_shares", pack.pk)
 
 
-class ShareRevokeView(LoginRequiredMixin, View):
+class ShareRevokeView(LoginRequiredMixin, SecondFactorRequiredMixin, View):
     def post(self, request, pk):
         share = get_object_or_404(PackShare.objects.visible_to(request.user).filter(
             pack__in=EvidencePack.objects.visible_to(request.user)), pk=pk)

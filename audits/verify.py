@@ -23,6 +23,18 @@ Each problem names the file or entry at fault.
 results.json also carries the audit-trail excerpt with every hashed field of each event; each
 event's SHA-256 is recomputed here, so an excerpt edited before signing would show too.
 
+After a rotation of the portal's signing key, packs signed before it verify with the key that
+was current then. Give every key you hold and the one the pack names is used:
+
+    python -m audits.verify PACK.zip --public-key OLD.pem --public-key NEW.pem
+    python -m audits.verify PACK.zip --keyring provenant-signing-keys.json
+
+The keyring (downloaded from the key page) also says when each key was valid: a pack whose newest
+input ("created" in the manifest) is later than its key's retirement was signed after the key
+stopped being valid, and is invalid. The portal's own check (`verify_pack_with_keys` with
+`recorded_at`) knows more: when it recorded the pack, so a pack signed by a retired key is valid
+only if the portal recorded it while that key was current.
+
 Exit status: 0 valid, 1 invalid, 2 unreadable input (not a zip, no such file, a bad key).
 This module must not import Django: a regulator runs it without the portal.
 """
@@ -30,6 +42,7 @@ This module must not import Django: a regulator runs it without the portal.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import hashlib
 import json
 import struct
@@ -44,6 +57,11 @@ RESULTS = "results.json"
 PUBLIC_KEY = "public_key.pem"
 FORMAT = "provenant-evidence-pack/1"
 MAX_UNCOMPRESSED_BYTES = 4 * 1024**3  # a pack is tens of MB at most; anything far larger is a zip bomb
+KEYRING_FORMAT = "provenant-signing-keys/1"
+# How far past its key's retirement a pack's times may be and still count as signed in the key's
+# period: a pack is recorded seconds after it is signed (the PDF renders first), and the times of
+# its inputs come from worker hosts whose clocks may be minutes apart from the web host's.
+PERIOD_SLACK = dt.timedelta(minutes=10)
 
 
 class PackUnreadable(Exception):
@@ -56,6 +74,20 @@ class Result:
     problems: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)  # name -> "ok" or the problem, for display
     manifest: dict = field(default_factory=dict)
+    key_fingerprint: str = ""  # the key the signature was checked with
+    key_note: str = ""  # that key's period, when known ("current since …", "retired on …")
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    """A public key you trust and, when known, the period it was the portal's signing key (the
+    portal passes its SigningKey rows, which have the same attributes)."""
+
+    fingerprint: str
+    public_key_pem: str
+    valid_from: dt.datetime | None = None
+    valid_until: dt.datetime | None = None
+    retired_reason: str = ""
 
 
 def canonical_json(value) -> str:
@@ -277,6 +309,152 @@ def _verify_archive(archive: zipfile.ZipFile, key) -> Result:
     return Result(valid=not problems, problems=problems, files=status, manifest=manifest)
 
 
+# --------------------------------------------------------------------------- several keys, with their periods
+
+
+def _when(value) -> dt.datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, dt.datetime):
+        return value
+    stamp = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z") if value else None
+
+
+def _shown_time(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def keyring_json(keys) -> str:
+    """The keyring file the portal's key page offers: every key with its period."""
+    return json.dumps({"format": KEYRING_FORMAT, "keys": [
+        {"fingerprint": k.fingerprint, "public_key_pem": k.public_key_pem, "valid_from": _iso(k.valid_from),
+         "valid_until": _iso(k.valid_until), "retired_reason": k.retired_reason or ""} for k in keys]}, indent=2, sort_keys=True) + "\n"
+
+
+def read_keyring(data: bytes | str) -> list[TrustedKey]:
+    """The keys of a keyring file; each public key must match its fingerprint."""
+    try:
+        parsed = json.loads(data)
+        if not isinstance(parsed, dict) or parsed.get("format") != KEYRING_FORMAT or not isinstance(parsed.get("keys"), list):
+            raise ValueError(f"not a {KEYRING_FORMAT} file")
+        keys = [TrustedKey(fingerprint=str(k["fingerprint"]), public_key_pem=str(k["public_key_pem"]),
+                           valid_from=_when(k.get("valid_from")), valid_until=_when(k.get("valid_until")),
+                           retired_reason=str(k.get("retired_reason") or "")) for k in parsed["keys"]]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise PackUnreadable(f"The keyring is not readable ({exc}).") from None
+    for key in keys:
+        if fingerprint(load_public_key(key.public_key_pem)) != key.fingerprint:
+            raise PackUnreadable(f"The keyring's key {key.fingerprint} is not the public key stored with it.")
+    if not keys:
+        raise PackUnreadable("The keyring holds no key.")
+    return keys
+
+
+def _declared_fingerprint(archive: zipfile.ZipFile) -> str | None:
+    """The key the pack says signed it: the manifest's signature.public_key_sha256, else the
+    fingerprint of the public_key.pem inside. Only chooses the key; the signature decides."""
+    names = {info.orig_filename: info for info in archive.infolist()}
+    try:
+        if MANIFEST in names:
+            manifest = json.loads(_read_small(archive, names[MANIFEST]).decode("utf-8"))
+            declared = (manifest.get("signature") or {}).get("public_key_sha256") if isinstance(manifest, dict) else None
+            if isinstance(declared, str) and len(declared) == 64:
+                return declared.lower()
+        if PUBLIC_KEY in names:
+            return fingerprint(load_public_key(_read_small(archive, names[PUBLIC_KEY], 64 * 1024)))
+    except (PackUnreadable, zipfile.BadZipFile, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
+        return None
+    return None
+
+
+def _sha256_of(source) -> str:
+    digest = hashlib.sha256()
+    if hasattr(source, "read"):
+        source.seek(0)
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+        source.seek(0)
+    else:
+        with open(source, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _period_problems(key, manifest: dict, recorded: dt.datetime | None, online: bool) -> list[str]:
+    """Why the pack was not signed while `key` was current ([] when it was, or nothing says)."""
+    valid_from, valid_until = _when(getattr(key, "valid_from", None)), _when(getattr(key, "valid_until", None))
+    short = key.fingerprint[:16] + "…"
+    if recorded is not None:
+        if valid_from and recorded < valid_from:
+            return [f"the portal recorded this pack at {_shown_time(recorded)}, before key {short} became its signing key "
+                    f"({_shown_time(valid_from)})"]
+        if valid_until and recorded > valid_until + PERIOD_SLACK:
+            return [f"the portal recorded this pack at {_shown_time(recorded)}, after key {short} was retired "
+                    f"({_shown_time(valid_until)}): a process still held the old key"]
+        return []
+    if valid_until is None:
+        return []
+    if online:  # the portal's own check: a retired key is trusted only for the packs recorded in its time
+        return [f"key {short} was retired on {_shown_time(valid_until)} and the portal holds no record of this pack: a pack "
+                "signed by a retired key is valid only if the portal recorded it while that key was current"]
+    try:
+        created = _when(manifest.get("created"))
+    except (TypeError, ValueError):
+        created = None
+    if created and created > valid_until + PERIOD_SLACK:
+        return [f"its newest input dates from {_shown_time(created)}, after key {short} was retired "
+                f"({_shown_time(valid_until)}), so it was signed after the key stopped being valid"]
+    return []
+
+
+def verify_pack_with_keys(path, keys, *, recorded_at=None) -> Result:
+    """Check a pack against the key it names among `keys` (objects with fingerprint, public_key_pem
+    and, optionally, valid_from, valid_until, retired_reason), then that it was signed while that key
+    was current. `recorded_at(sha256_of_zip)` (the portal's records) gives when the pack was built,
+    or None; without it, the manifest's "created" bounds the signing time from below. With a single
+    key and no period, this is `verify_pack`."""
+    keys = list(keys)
+    if not keys:
+        raise PackUnreadable("No public key to verify with.")
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise PackUnreadable(f"{path}: not a readable zip file ({exc}).") from None
+    with archive:
+        declared = _declared_fingerprint(archive)
+        key = next((k for k in keys if k.fingerprint == declared), None)
+        if key is None and len(keys) == 1:
+            key = keys[0]  # the signature check says whether it is the right one
+        if key is None:
+            text = (f"the pack names signing key {declared}, which is none of the {len(keys)} keys given" if declared else
+                    f"the pack names no signing key (no manifest signature entry, no public_key.pem), and {len(keys)} keys were given")
+            return Result(valid=False, problems=[f"{SIGNATURE}: {text}"], files={SIGNATURE: "signed by an unknown key"})
+        result = _verify_archive(archive, load_public_key(key.public_key_pem))
+    result.key_fingerprint = key.fingerprint
+    recorded = None
+    if recorded_at is not None:
+        recorded = recorded_at(_sha256_of(path))
+    problems = _period_problems(key, result.manifest, recorded, online=recorded_at is not None)
+    for text in problems:
+        result.problems.append(f"{SIGNATURE}: signed outside its key's period: {text}")
+        result.files[SIGNATURE] = "signed outside its key's period"
+    result.valid = not result.problems
+    valid_from, valid_until = _when(getattr(key, "valid_from", None)), _when(getattr(key, "valid_until", None))
+    if valid_until:
+        reason = getattr(key, "retired_reason", "")
+        result.key_note = (f"retired on {_shown_time(valid_until)}" + (f" ({reason})" if reason else "")
+                           + (f", current from {_shown_time(valid_from)}" if valid_from else ""))
+    elif valid_from:
+        result.key_note = f"the current key, since {_shown_time(valid_from)}"
+    return result
+
+
 EVENT_FIELDS = ("sequence", "occurred_at", "actor_id", "actor_username", "action", "object_type", "object_id", "summary",
                 "payload", "prev_hash")
 
@@ -316,11 +494,25 @@ def _check_events(results_bytes: bytes) -> list[str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m audits.verify", description="Verify a Provenant evidence pack offline.")
     parser.add_argument("pack", type=Path, help="the pack (zip)")
-    parser.add_argument("--public-key", type=Path, required=True,
-                        help="the portal's public key (PEM), as published on its key page; not the copy inside the pack")
+    trusted = parser.add_mutually_exclusive_group(required=True)
+    trusted.add_argument("--public-key", type=Path, action="append",
+                         help="the portal's public key (PEM), as published on its key page; not the copy inside the pack. "
+                              "Repeat it with every key you hold: the one the pack names is used")
+    trusted.add_argument("--keyring", type=Path,
+                         help="the portal's keyring (JSON from its key page): every key with the period it was valid")
     args = parser.parse_args(argv)
     try:
-        result = verify_pack(args.pack, args.public_key.read_bytes())
+        if args.keyring:
+            result = verify_pack_with_keys(args.pack, read_keyring(args.keyring.read_bytes()))
+        elif len(args.public_key) == 1:
+            result = verify_pack(args.pack, args.public_key[0].read_bytes())
+            result.key_fingerprint = fingerprint(load_public_key(args.public_key[0].read_bytes()))
+        else:
+            keys = []
+            for key_path in args.public_key:
+                pem = key_path.read_text()
+                keys.append(TrustedKey(fingerprint=fingerprint(load_public_key(pem)), public_key_pem=pem))
+            result = verify_pack_with_keys(args.pack, keys)
     except OSError as exc:
         print(f"UNREADABLE: {exc}", file=sys.stderr)
         return 2
@@ -329,7 +521,8 @@ def main(argv=None) -> int:
         return 2
     if result.valid:
         files = result.manifest.get("files", {})
-        print(f"VALID: {args.pack} — signature verifies with key {fingerprint(load_public_key(args.public_key.read_bytes()))}; "
+        note = f" ({result.key_note})" if result.key_note else ""
+        print(f"VALID: {args.pack} — signature verifies with key {result.key_fingerprint}{note}; "
               f"{len(files)} files match the manifest (run {result.manifest.get('run')}, created {result.manifest.get('created')}).")
         return 0
     print(f"INVALID: {args.pack}")

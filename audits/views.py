@@ -13,6 +13,7 @@ from django.views import View
 
 from audits import actions
 from audits.models import AdapterAudit, AdapterRelease
+from governance.mfa import SecondFactorRequiredMixin
 from training.models import ArtifactKind, RunState, TrainingRun
 from training.views import RunAccessMixin
 
@@ -98,7 +99,9 @@ class AuditRequestView(RunAccessMixin, View):
         return redirect(item)
 
 
-class ReleaseDecisionView(RunAccessMixin, View):
+class ReleaseDecisionView(RunAccessMixin, SecondFactorRequiredMixin, View):
+    """Release or block: the privacy officer, with a recent second factor (governance.mfa)."""
+
     def post(self, request, pk):
         run = self.get_run(pk)
         if not request.user.has_perm("audits.release_adapter"):

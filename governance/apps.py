@@ -15,4 +15,12 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance"
 
     def ready(self):
+        from governance import key_rotation
+        from governance.models import DataProcessingAgreement, Dataset
+
         connection_created.connect(_harden_sqlite, dispatch_uid="provenant-harden-sqlite")
+        # What the master key protects here, for its rotation (governance.key_rotation).
+        key_rotation.register_wrapped_key(Dataset, "wrapped_key", context=lambda row: Dataset.key_context(row.blob_id),
+                                          context_fields=("blob_id",))
+        key_rotation.register_wrapped_key(DataProcessingAgreement, "document_wrapped_key",
+                                          context=DataProcessingAgreement.document_context, context_fields=("document_blob_id",))

@@ -39,8 +39,12 @@ ROLE_PERMISSIONS = {
     | {"governance.view_auditevent", "training.view_trainingrun", "training.view_runartifact"}
     | {"audits.view_adapteraudit", "audits.view_adapterrelease"}
     | {"governance.view_trainingrequest", "governance.decide_trainingrequest", "governance.view_approval"}
-    | {"governance.view_modelcard", "audits.view_evidencepack"},
+    | {"governance.view_modelcard", "audits.view_evidencepack"}
+    | {"serving.view_deployment"},  # what is deployed, not its keys, query log or flagged outputs
     PRIVACY: _perms("governance", ["view"], _GOVERNANCE_RECORDS + ("dataset",)) | {"training.view_basemodel"}
+    # Key rotation (governance.key_rotation, governance.signing_keys): the privacy officer leads a breach
+    # response and must be able to contain it without waiting for an administrator.
+    | {"governance.rotate_keys"}
     | _perms("governance", ["add", "change"], _GOVERNANCE_RECORDS)
     | {"governance.classify_dataset", "governance.delete_dataset", "governance.view_auditevent"}
     # Only the privacy role reads original text in the review queue.
@@ -51,14 +55,19 @@ ROLE_PERMISSIONS = {
     | {"governance.view_trainingrequest", "governance.decide_trainingrequest", "governance.view_approval"}
     # The privacy officer approves model cards, builds evidence packs and shares them with regulators.
     | {"governance.view_modelcard", "governance.approve_modelcard", "audits.view_evidencepack", "audits.add_evidencepack",
-       "audits.share_evidencepack", "audits.view_packshare"},
+       "audits.share_evidencepack", "audits.view_packshare"}
+    # Only the privacy role deploys released adapters, issues consumer keys, reads the query log
+    # and its alerts, and reviews the outputs the gateway's filter changed.
+    | {"serving.deploy_adapter", "serving.view_deployment", "serving.view_consumerkey", "serving.view_queryrecord",
+       "serving.view_alert", "serving.view_flaggedoutput", "serving.change_flaggedoutput"},
     # Regulators see nothing of the governance records; evidence packs are shared per object.
     REGULATOR: set(),
     ADMIN: _perms("governance", ["view", "add", "change"], _GOVERNANCE_RECORDS)
+    | {"governance.rotate_keys"}  # the master key and the signing key: keys are the administrator's
     | {"governance.view_dataset", "governance.view_auditevent", "training.view_basemodel", "training.view_trainingrun",
        "training.cancel_any_run", "audits.view_adapteraudit", "audits.view_adapterrelease",
        "governance.view_trainingrequest", "governance.decide_trainingrequest", "governance.view_approval",
-       "governance.view_modelcard", "audits.view_evidencepack"}
+       "governance.view_modelcard", "audits.view_evidencepack", "serving.view_deployment"}
     # Accounts and roles change only through governance.users (audited, two people for the
     # powerful roles), never through Django's auth admin: administrators may look, not edit.
     | {"auth.view_user", "auth.view_group"},

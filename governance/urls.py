@@ -1,6 +1,6 @@
 from django.urls import path
 
-from governance import filters, forms, user_views, views
+from governance import filters, forms, mfa_views, user_views, views
 
 from governance import models as m
 
@@ -50,4 +50,14 @@ urlpatterns += [
     path("role-grants/", user_views.RoleGrantsView.as_view(), name="role_grants"),
     path("role-grants/<int:pk>/confirm/", user_views.RoleGrantDecisionView.as_view(decision="confirm"), name="role_grant_confirm"),
     path("role-grants/<int:pk>/decline/", user_views.RoleGrantDecisionView.as_view(decision="decline"), name="role_grant_decline"),
+]
+
+# Second factors: an administrator's view of one account's, and resets (two administrators for the
+# privileged roles; governance.mfa).
+urlpatterns += [
+    path("users/<int:pk>/second-factor/", mfa_views.UserSecondFactorView.as_view(), name="user_second_factor"),
+    path("second-factor-resets/<int:pk>/confirm/", mfa_views.ResetDecisionView.as_view(decision="confirm"),
+         name="second_factor_reset_confirm"),
+    path("second-factor-resets/<int:pk>/decline/", mfa_views.ResetDecisionView.as_view(decision="decline"),
+         name="second_factor_reset_decline"),
 ]

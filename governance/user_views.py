@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 
 from governance import users
+from governance.mfa import SecondFactorRequiredMixin
 from governance.models import RoleGrant, RoleGrantState
 from governance.roles import ROLE_LABELS, ROLES, roles_of
 
@@ -69,7 +70,7 @@ class UserListView(AdminOnlyMixin, View):
         })
 
 
-class UserCreateView(AdminOnlyMixin, View):
+class UserCreateView(AdminOnlyMixin, SecondFactorRequiredMixin, View):
     def get(self, request, form=None):
         return render(request, "governance/users/new.html", {"form": form or NewUserForm()})
 
@@ -101,8 +102,9 @@ class UserDetailView(AdminOnlyMixin, View):
         })
 
 
-class UserActionView(AdminOnlyMixin, View):
-    """One POST per action on an account; refusals come back as messages on its page."""
+class UserActionView(AdminOnlyMixin, SecondFactorRequiredMixin, View):
+    """One POST per action on an account (each with a recent second factor, governance.mfa); refusals
+    come back as messages on its page."""
 
     action = ""
 
@@ -178,7 +180,7 @@ class RoleGrantsView(LoginRequiredMixin, View):
         return render(request, "governance/users/grants.html", {"awaiting": users.grants_awaiting(request.user)})
 
 
-class RoleGrantDecisionView(LoginRequiredMixin, View):
+class RoleGrantDecisionView(LoginRequiredMixin, SecondFactorRequiredMixin, View):
     decision = ""
 
     def post(self, request, pk):

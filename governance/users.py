@@ -251,16 +251,19 @@ def reactivate_user(actor, user):
 
 
 @transaction.atomic
-def rotate_api_token(user) -> tuple[ApiToken, str]:
+def rotate_api_token(user, *, with_second_factor: bool = False) -> tuple[ApiToken, str]:
     """A new API token for the user, the old one void at once, and its secret: shown to the user
     once (the API token page), kept only as a hash. It expires after PROVENANT_API_TOKEN_DAYS days.
-    The trail records that it changed and its first characters, never the token."""
+    `with_second_factor`: made from a session that confirmed a second factor recently, so it may
+    approve for a privileged role (governance.mfa). The trail records that it changed, its first
+    characters and whether it carries the second factor, never the token."""
     _locked(user)  # two rotations at once take turns instead of colliding on the one-token rule
     had_one = ApiToken.objects.filter(user=user).exists()
-    token, secret = ApiToken.objects.issue(user, days=settings.PROVENANT_API_TOKEN_DAYS)
+    token, secret = ApiToken.objects.issue(user, days=settings.PROVENANT_API_TOKEN_DAYS, with_second_factor=with_second_factor)
     record_event(user, "user.api_token_rotated" if had_one else "user.api_token_created", user,
                  f"{user.username} {'rotated' if had_one else 'created'} their API token",
-                 {"username": user.username, "prefix": token.prefix, "expires_at": token.expires_at.isoformat()})
+                 {"username": user.username, "prefix": token.prefix, "expires_at": token.expires_at.isoformat(),
+                  "issued_with_second_factor": with_second_factor})
     return token, secret
 
 

@@ -70,7 +70,45 @@ def ensure_demo_users() -> dict[str, str]:
         if path.exists():
             path.unlink()
         write_private_file(path, json.dumps(passwords, indent=2))
+    ensure_demo_second_factors()
     return passwords
+
+
+def demo_second_factors_path():
+    return settings.PROVENANT_DATA_DIR / "keys" / "demo-second-factors.json"
+
+
+def ensure_demo_second_factors() -> dict[str, dict]:
+    """Legal, privacy and admin need a second factor to approve, release and share: the demo's
+    users of those roles get an authenticator through the same actions as a person setting one up
+    (the first code computed from the new secret). Their secrets (as otpauth:// addresses to add to
+    an authenticator app) and recovery codes are kept beside the passwords, mode 0600;
+    `manage.py demo_totp USER` prints a current code. Nothing here runs outside `seed_demo`."""
+    from base64 import b32encode
+
+    from django_otp.oath import totp
+
+    from governance import mfa
+
+    path = demo_second_factors_path()
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    changed = False
+    for username, _, role in DEMO_USERS:
+        user = get_user_model().objects.get(username=username)
+        if not mfa.requires_second_factor(user) or mfa.is_enrolled(user):
+            continue
+        device = mfa.start_enrolment(user)
+        outcome, codes = mfa.confirm_enrolment(user, f"{totp(device.bin_key):06d}")
+        if not outcome.ok:
+            raise RuntimeError(f"The demo authenticator of {username} refused its own code: {outcome.message}")
+        device.refresh_from_db()
+        kept[username] = {"otpauth": device.config_url, "secret": b32encode(device.bin_key).decode(), "recovery_codes": codes}
+        changed = True
+    if changed:
+        if path.exists():
+            path.unlink()
+        write_private_file(path, json.dumps(kept, indent=2))
+    return kept
 
 
 def ensure_demo_records() -> None:
@@ -269,6 +307,68 @@ def finish_demo_story(request):
 
 
 def demo_story_finished() -> bool:
+    """Shared with the regulator and, when the adapter was released, deployed at the gateway."""
+    from audits.actions import adapter_is_released
     from audits.models import PackShare
+    from serving.models import Deployment
 
-    return PackShare.objects.filter(pack__run__request__title=DEMO_REQUEST_TITLE, regulator__username="rory").exists()
+    share = PackShare.objects.filter(pack__run__request__title=DEMO_REQUEST_TITLE, regulator__username="rory").select_related(
+        "pack__run").first()
+    if share is None:
+        return False
+    return not adapter_is_released(share.pack.run) or Deployment.objects.filter(run=share.pack.run).exists()
+
+
+DEMO_DEPLOYMENT = "support-drafts"
+DEMO_CONSUMER = "helpdesk-app (demo)"
+DEMO_QUESTION = "A customer asks how to reset their password. Draft a short, friendly reply."
+
+
+def demo_consumer_key_path():
+    return settings.PROVENANT_DATA_DIR / "keys" / "demo-consumer-key"
+
+
+def deploy_demo_adapter(request):
+    """After release, the story goes on at the gateway: Priya deploys the demo adapter as
+    `support-drafts` (personal data masked in answers, prompts logged redacted) and issues a key to
+    the helpdesk app. The key's secret is kept (mode 0600) in `demo-consumer-key` beside the demo
+    passwords, so a person can call /v1/ with it. None when the adapter was not released: a blocked
+    adapter is never deployed."""
+    from audits.actions import adapter_is_released
+    from serving import actions as serving_actions
+    from serving.models import Deployment
+
+    run = request.run
+    if run is None or not adapter_is_released(run):
+        return None
+    existing = Deployment.objects.filter(run=run, name=DEMO_DEPLOYMENT).first()
+    if existing is not None:
+        return existing
+    privacy = get_user_model().objects.get(username="priya")
+    deployment = serving_actions.deploy_adapter(
+        privacy, run, name=DEMO_DEPLOYMENT, purpose="First drafts of replies for support agents, who edit every draft.",
+        max_output_tokens=64, filter_mode="mask", log_prompts=True)
+    _, secret = serving_actions.issue_consumer_key(privacy, deployment, DEMO_CONSUMER, days=90, requests_per_minute=30,
+                                                   tokens_per_day=50_000)
+    path = demo_consumer_key_path()
+    if path.exists():
+        path.unlink()
+    write_private_file(path, secret + "\n")
+    return deployment
+
+
+def ask_demo_deployment(deployment) -> dict:
+    """One request to the deployed demo adapter through the gateway, as the helpdesk app sends it
+    (the whole portal stack: key, limits, the model server, the output filter, the query log).
+    Returns the OpenAI-shaped answer; raises RuntimeError with the gateway's message otherwise."""
+    from django.test import Client
+
+    secret = demo_consumer_key_path().read_text().strip()
+    response = Client(HTTP_HOST="localhost").post(
+        "/v1/chat/completions", data=json.dumps({"model": deployment.name, "max_tokens": 48, "temperature": 0.7,
+                                                 "messages": [{"role": "user", "content": DEMO_QUESTION}]}),
+        content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    answer = response.json()
+    if response.status_code != 200:
+        raise RuntimeError(f"The gateway answered {response.status_code}: {answer.get('error', {}).get('message', answer)}")
+    return answer

@@ -46,11 +46,17 @@ INSTALLED_APPS = [
     "csp",
     "django_htmx",
     "django_celery_results",
+    # The second factor: TOTP authenticators and recovery (static) codes (governance.mfa).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "portal",
     "governance",
     "training",
     "audits",
     "workflow",
+    "serving",
+    "incidents",
 ]
 
 MIDDLEWARE = [
@@ -59,12 +65,16 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): the session confirmed a code
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "portal.middleware.PermissionsPolicyMiddleware",
     "portal.middleware.NoRoleMiddleware",  # a signed-in user with no role sees one page
+    # a half-finished login (password, no code yet) opens only the code page; privileged actions
+    # without a recent code become the step-up prompt (governance.mfa)
+    "governance.mfa_middleware.SecondFactorMiddleware",
     # Axes must come last: it reads the outcome of authentication.
     "axes.middleware.AxesMiddleware",
 ]
@@ -225,6 +235,17 @@ if PRODUCTION:
 # API tokens (governance.models.ApiToken, kept hashed) expire this many days after they are made.
 PROVENANT_API_TOKEN_DAYS = int(os.environ.get("PROVENANT_API_TOKEN_DAYS", "90"))
 
+# The second factor (governance.mfa). Legal, privacy and admin confirm a code from their
+# authenticator app before approvals, releases, sharing, account changes and the review queue; a
+# code older than this many seconds is asked for again (step-up).
+PROVENANT_MFA_STEP_UP_SECONDS = int(os.environ.get("PROVENANT_MFA_STEP_UP_SECONDS", "900"))
+# Opening a sensitive item (original text in the review queue) asks for a written reason of at
+# least this many characters, kept in the trail; it opens that item for this many seconds.
+PROVENANT_JUSTIFICATION_MIN_CHARS = int(os.environ.get("PROVENANT_JUSTIFICATION_MIN_CHARS", "20"))
+PROVENANT_JUSTIFICATION_SECONDS = int(os.environ.get("PROVENANT_JUSTIFICATION_SECONDS", "900"))
+OTP_TOTP_ISSUER = "Provenant"  # the name authenticator apps show beside the code
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the Django admin never shows an authenticator's secret
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "portal.permissions.RoleTokenAuthentication",  # a token without a role: 403 everywhere
@@ -330,3 +351,36 @@ PROVENANT_AUDIT_TIME_LIMIT = int(os.environ.get("PROVENANT_AUDIT_TIME_LIMIT", st
 # After an audit completes: draft the model card, then build a first evidence pack (the privacy
 # officer builds another once the card is approved).
 PROVENANT_PACK_AFTER_AUDIT = os.environ.get("PROVENANT_PACK_AFTER_AUDIT", "1") == "1"
+
+# The inference gateway (serving). The OpenAI-compatible backend the gateway forwards to: the
+# embedded model server that `run_portal` starts (`manage.py run_model_server`), or a vLLM server
+# with the deployments' adapters loaded as LoRA modules under their deployment names.
+PROVENANT_INFERENCE_URL = os.environ.get("PROVENANT_INFERENCE_URL", "http://127.0.0.1:8001/v1").rstrip("/")
+# The backend's bearer token (the embedded model server's, or vLLM's --api-key); `run_portal` makes one
+# for the pair it starts when none is set.
+PROVENANT_INFERENCE_API_KEY = os.environ.get("PROVENANT_INFERENCE_API_KEY", "")
+PROVENANT_INFERENCE_TIMEOUT = float(os.environ.get("PROVENANT_INFERENCE_TIMEOUT", "300"))
+# Per-key limits are counted in Redis when this is set (redis://host:6379/0), in the database otherwise.
+PROVENANT_REDIS_URL = os.environ.get("PROVENANT_REDIS_URL", "")
+
+# Monitoring at the gateway (serving.monitoring). The query log is kept this many days, then the
+# retention task deletes it. The extraction detectors count per consumer within one window, and
+# raise one alert per consumer, kind and window.
+PROVENANT_QUERY_LOG_DAYS = int(os.environ.get("PROVENANT_QUERY_LOG_DAYS", "30"))
+PROVENANT_MONITOR_WINDOW_SECONDS = int(os.environ.get("PROVENANT_MONITOR_WINDOW_SECONDS", "600"))
+PROVENANT_OPENING_HITS_CRITICAL = int(os.environ.get("PROVENANT_OPENING_HITS_CRITICAL", "5"))  # distinct record openings
+PROVENANT_NEAR_DUPLICATE_JACCARD = float(os.environ.get("PROVENANT_NEAR_DUPLICATE_JACCARD", "0.8"))
+PROVENANT_NEAR_DUPLICATE_COUNT = int(os.environ.get("PROVENANT_NEAR_DUPLICATE_COUNT", "20"))
+PROVENANT_NEAR_DUPLICATE_SCAN = int(os.environ.get("PROVENANT_NEAR_DUPLICATE_SCAN", "1000"))  # earlier prompts compared, newest first
+PROVENANT_HIGH_TEMPERATURE = float(os.environ.get("PROVENANT_HIGH_TEMPERATURE", "1.5"))
+PROVENANT_HIGH_TEMPERATURE_COUNT = int(os.environ.get("PROVENANT_HIGH_TEMPERATURE_COUNT", "50"))
+# Every deployed adapter is audited again this often; a verdict that no longer passes suspends it.
+PROVENANT_REAUDIT_HOURS = float(os.environ.get("PROVENANT_REAUDIT_HOURS", str(24 * 7)))
+# Celery beat (started with the worker by run_portal: `celery worker -B`; in production run one
+# `celery -A portal beat` beside the workers). Its schedule file lives under the data dir.
+CELERY_BEAT_SCHEDULE = {
+    "delete-expired-query-records": {"task": "serving.tasks.delete_expired_queries", "schedule": timedelta(hours=1)},
+    "reaudit-deployed-adapters": {"task": "serving.tasks.reaudit_deployed_adapters",
+                                  "schedule": timedelta(hours=PROVENANT_REAUDIT_HOURS)},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(PROVENANT_DATA_DIR / "celerybeat-schedule")

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.generic import TemplateView
 
-from governance import users
+from governance import mfa, users
 from governance.roles import roles_of
 from governance.models import ApiToken, Attestation, DataProcessingAgreement, Dataset, DatasetState
 from workflow.request_views import awaiting_decision_by
@@ -54,13 +54,32 @@ class DashboardView(LoginRequiredMixin, TemplateView):
             .select_related("owner").order_by("created_at")
         ) if Dataset.can_browse(user) else []
         ctx["pending_approvals"] = awaiting_decision_by(user)
+        ctx.update(monitoring_context(user))
         return ctx
+
+
+def monitoring_context(user) -> dict:
+    """The privacy officer's share of the dashboard: alerts not yet acknowledged, incidents not closed."""
+    from incidents.access import may_read_incidents, may_see_alerts
+    from incidents.models import Incident, IncidentState
+    from serving.models import Alert
+
+    ctx = {}
+    if may_see_alerts(user):
+        waiting = Alert.objects.filter(acknowledged_at__isnull=True).select_related("deployment")
+        ctx["open_alerts"], ctx["open_alert_count"] = list(waiting[:10]), waiting.count()
+        ctx["shows_alerts"] = True
+    if may_read_incidents(user):
+        ctx["open_incidents"] = list(Incident.objects.visible_to(user).exclude(state=IncidentState.CLOSED)[:20])
+        ctx["shows_incidents"] = True
+    return ctx
 
 
 class ApiTokenView(LoginRequiredMixin, TemplateView):
     """The user's API token: create or rotate it (POST), when its secret is shown, once, in the
     answer to that POST and never again (only its hash is kept); or revoke it (POST `revoke`).
-    Only users with a role."""
+    Only users with a role. Someone with an authenticator confirms a recent code first, and the
+    token then carries the second factor (what a privileged role's approvals through the API need)."""
 
     template_name = "registration/api_token.html"
 
@@ -77,7 +96,9 @@ class ApiTokenView(LoginRequiredMixin, TemplateView):
             except users.UserActionRefused as exc:
                 messages.error(request, str(exc))
             return redirect("api_token")
-        _, secret = users.rotate_api_token(request.user)
+        if mfa.is_enrolled(request.user):
+            mfa.require_second_factor(request, everyone=True)  # the step-up prompt if the last code is old
+        _, secret = users.rotate_api_token(request.user, with_second_factor=mfa.session_is_fresh(request))
         response = self.render_to_response(self.get_context_data(secret=secret))
         add_never_cache_headers(response)  # the secret must not stay in a cache or the browser's history
         return response
@@ -86,6 +107,8 @@ class ApiTokenView(LoginRequiredMixin, TemplateView):
         ctx = super().get_context_data(**kwargs)
         ctx["token"] = ApiToken.objects.filter(user=self.request.user).first()
         ctx["token_days"] = settings.PROVENANT_API_TOKEN_DAYS
+        ctx["second_factor_required"] = mfa.requires_second_factor(self.request.user)
+        ctx["enrolled"] = mfa.is_enrolled(self.request.user)
         return ctx
 
 

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from governance import actions, audit_triggers
+from governance import actions, audit_triggers, mfa
 from governance import models as m
 from governance.uploads import UploadRule, encrypt_stream
 from governance import roles
@@ -98,11 +98,53 @@ def outsider(db):
     return _make_user("olga")
 
 
+def second_factor_device(user):
+    """The user's authenticator (django-otp TOTP), made directly if they have none (no trail event,
+    as a fixture); a code for it now is `totp_code(device)`."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    return (TOTPDevice.objects.filter(user=user, confirmed=True).first()
+            or TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True))
+
+
+def totp_code(device) -> str:
+    from django_otp.oath import totp
+
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):0{device.digits}d}"
+
+
+def verify_second_factor(client, user, at=None) -> None:
+    """Make the client's session one that confirmed a code from the user's authenticator `at` (now),
+    as governance.mfa.mark_session_verified leaves it."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = second_factor_device(user).persistent_id
+    session[mfa.SESSION_VERIFIED_AT] = (at or timezone.now()).isoformat()
+    session.save()
+
+
 def client_for(user) -> Client:
+    """A browser session of `user`. Legal, privacy and admin (who need a second factor for their
+    decisions) get one that has just confirmed a code from their authenticator."""
     client = Client()
     if user is not None:
         client.force_login(user)
+        if mfa.requires_second_factor(user):
+            verify_second_factor(client, user)
     return client
+
+
+def justify(client, url: str, reason: str = "Checking this detection for the redaction review of ticket PRIV-1.") -> None:
+    """Give the written justification a sensitive page asks for (governance.mfa.justification_response),
+    through its form, so that the client may open `url`."""
+    import re
+
+    page = client.get(url).content.decode()
+    ticket = re.search(r'name="ticket" value="([^"]+)"', page)
+    assert ticket, f"{url} did not ask for a justification"
+    response = client.post("/account/justify/", {"ticket": ticket.group(1), "justification": reason})
+    assert response.status_code == 302, response.content.decode()
 
 
 _api_secrets: dict[int, str] = {}  # user pk -> the secret of the token api_client_for last made for them
@@ -113,7 +155,9 @@ def api_token_for(user) -> str:
     the secret is remembered here); the same one while it exists, so two clients for one user both work."""
     secret = _api_secrets.get(user.pk)
     if secret is None or not m.ApiToken.objects.filter(user=user, digest=m.ApiToken.digest_of(secret)).exists():
-        _, secret = m.ApiToken.objects.issue(user, days=django_settings.PROVENANT_API_TOKEN_DAYS)
+        # as made from a verified session: a privileged role's token then carries the second factor
+        _, secret = m.ApiToken.objects.issue(user, days=django_settings.PROVENANT_API_TOKEN_DAYS,
+                                             with_second_factor=mfa.requires_second_factor(user))
         _api_secrets[user.pk] = secret
     return secret
 

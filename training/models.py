@@ -260,6 +260,7 @@ class ArtifactKind(models.TextChoices):
     HOLDOUT = "holdout", "Holdout records (non-members for the audits)"
     MEMBERS = "members", "Sample of training records (members for the audits)"
     PII_INDEX = "pii_index", "HMAC index of the original and surrogate personal data (for the leakage audit)"
+    PROBE_INDEX = "probe_index", "HMAC index of record openings and canary prefixes (for the gateway's extraction detector)"
     CURVE = "curve", "Chart (SVG)"
     MANIFEST = "manifest", "Run manifest"
 

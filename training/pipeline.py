@@ -258,6 +258,8 @@ def _train_in(scratch: Path, run: TrainingRun, echo) -> dict:
     _store_tree(run, ArtifactKind.ADAPTER, out / "adapter")
     if (scratch / "pii_index.json").exists():
         _store_file(run, ArtifactKind.PII_INDEX, scratch / "pii_index.json", "pii_index.json")
+    _write_probe_index(data_path, out / "canaries.json", scratch / "probe_index.json")
+    _store_file(run, ArtifactKind.PROBE_INDEX, scratch / "probe_index.json", "probe_index.json")
     for kind, name in ((ArtifactKind.CANARIES, "canaries.json"), (ArtifactKind.CANARIES, "audit_canaries.json"),
                        (ArtifactKind.HOLDOUT, "holdout.jsonl"),
                        (ArtifactKind.MEMBERS, "members.jsonl"),
@@ -378,6 +380,22 @@ class PersonalValueIndex:
     def save(self, path: Path) -> None:
         data = {"key": self.key.hex(), "originals": self.originals.to_dict(), "surrogates": self.surrogates.to_dict()}
         path.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
+
+
+def _write_probe_index(records_path: Path, canaries_path: Path, destination: Path) -> None:
+    """The gateway's extraction detector reads this (serving.monitoring): keyed digests of the opening
+    words of every record prepared for the run (training split and holdout alike: both are the
+    datasets' records, as the model was given them, redacted) and of each canary's prefix. No text."""
+    from training.engine.probes import ProbeIndexBuilder
+
+    index = ProbeIndexBuilder()
+    with open(records_path, encoding="utf-8") as source:
+        for line in source:
+            if line.strip():
+                index.add_record(json.loads(line)["text"])
+    for canary in json.loads(canaries_path.read_text(encoding="utf-8")):
+        index.add_canary_prefix(canary["prefix"])
+    index.save(destination)
 
 
 def _store_tree(run: TrainingRun, kind: str, directory: Path, prefix: str = "") -> None:

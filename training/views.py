@@ -1,5 +1,6 @@
 """The privacy officer's redaction review queue. Original text is shown to the privacy role only,
-and each view of it is an audit event."""
+with a recent second factor and after a written justification for each item, and each view of it
+is an audit event (governance.mfa)."""
 
 from django import forms
 from django.contrib import messages
@@ -10,12 +11,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import ListView
 
+from governance import mfa
 from governance.roles import role_refusal
 from training import actions, run_page, runs
 from training.models import ArtifactKind, RedactionReview, ReviewDecision, RunArtifact, TrainingRun
 
 
-class ReviewQueueView(LoginRequiredMixin, ListView):
+class ReviewQueueView(LoginRequiredMixin, mfa.SecondFactorRequiredMixin, ListView):
+    second_factor_methods = None  # reading the queue too
     template_name = "training/review_queue.html"
     paginate_by = 50
 
@@ -47,7 +50,9 @@ class DecisionForm(forms.Form):
         return cleaned
 
 
-class ReviewDetailView(LoginRequiredMixin, View):
+class ReviewDetailView(LoginRequiredMixin, mfa.SecondFactorRequiredMixin, View):
+    second_factor_methods = None
+
     def dispatch(self, request, *args, **kwargs):
         if request.user.is_authenticated and not RedactionReview.can_browse(request.user):
             raise role_refusal(kwargs)
@@ -55,6 +60,9 @@ class ReviewDetailView(LoginRequiredMixin, View):
 
     def get(self, request, pk, form=None):
         item = get_object_or_404(RedactionReview.objects.visible_to(request.user).select_related("dataset"), pk=pk)
+        asked = mfa.justification_response(request, item, what=f"the original text around a {item.entity_type} detection in record {item.record_id}")
+        if asked is not None:
+            return asked
         before, detected, after = actions.view_review_snippet(request.user, item)
         return render(request, "training/review_detail.html", {
             "item": item, "before": before, "detected": detected, "after": after, "form": form or DecisionForm(),

@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
+from governance.mfa import require_second_factor
 from training import runs
 from training.models import TrainingRun
 from workflow import actions as workflow_actions
@@ -65,6 +66,10 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     description="Any unique string (a UUID). Retrying with the same key returns the request the first call created (200) "
                 "instead of drafting a second one.",
 )
+
+
+SECOND_FACTOR_NOTE = ("Legal counsel, privacy officers and administrators need an API token made from a portal session "
+                      "verified with their authenticator app (second factor); any other token gets a 403 saying so.")
 
 
 def _request_action(summary, request_body=None, description=""):
@@ -152,18 +157,20 @@ class TrainingRequestViewSet(ActionErrors, viewsets.ReadOnlyModelViewSet):
         training_request = self.get_object()
         if not request.user.has_perm("governance.decide_trainingrequest"):
             raise PermissionDenied("Only legal counsel, the privacy officer and administrators decide requests.")
+        # A token made from a session verified with a second factor, or such a session (governance.mfa): 403 otherwise.
+        require_second_factor(request)
         body = s.DecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         workflow_actions.decide_request(request.user, training_request, decision, **body.validated_data)
         return self._respond(training_request)
 
     @_request_action("Approve the submitted version", s.DecisionSerializer,
-                     "Binds to the request's content hash. The last approval needed queues the run.")
+                     "Binds to the request's content hash. The last approval needed queues the run. " + SECOND_FACTOR_NOTE)
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
         return self._decide(request, wm.ApprovalDecision.APPROVE)
 
-    @_request_action("Reject the submitted version (a comment is required)", s.DecisionSerializer)
+    @_request_action("Reject the submitted version (a comment is required)", s.DecisionSerializer, SECOND_FACTOR_NOTE)
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         return self._decide(request, wm.ApprovalDecision.REJECT)

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views import View
 
 from governance import actions
+from governance.mfa import SecondFactorRequiredMixin
 
 from workflow import actions as workflow_actions
 
@@ -94,7 +95,7 @@ class ModelCardEditView(CardMixin, View):
         return redirect(card_url(card.run_id))
 
 
-class ModelCardApproveView(CardMixin, View):
+class ModelCardApproveView(CardMixin, SecondFactorRequiredMixin, View):
     def post(self, request, pk):
         card = self.get_card(pk)
         if not can_approve_card(request.user, card):

@@ -8,16 +8,17 @@ from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.core.files.uploadhandler import SkipFile, TemporaryFileUploadHandler
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
-from audits import sharing, verify
+from audits import pack_records, sharing, verify
 from workflow import actions, evidence
 from audits.models import EvidencePack
 from governance.keys import public_key_fingerprint, public_key_pem
+from governance.signing_keys import key_history
 from training.views import RunAccessMixin
 
 PACK_FIELD = "pack"
@@ -60,6 +61,7 @@ class PackDetailView(PackAccessMixin, View):
         return render(request, "audits/pack/pack_detail.html", {
             "pack": pack, "files": sorted((manifest.get("files") or {}).items()), "manifest": manifest,
             "current_fingerprint": public_key_fingerprint(),
+            "signing_key": next((k for k in key_history() if k.fingerprint == pack.public_key_fingerprint), None),
         })
 
 
@@ -76,14 +78,33 @@ class PackDownloadView(PackAccessMixin, View):
 
 
 class PublicKeyView(LoginRequiredMixin, View):
+    """The current signing key and every past one, with the period each was valid; `?format=json`
+    downloads them as the keyring `python -m audits.verify PACK.zip --keyring FILE` reads."""
+
     def get(self, request):
-        return render(request, "audits/pack/public_key.html", {"pem": public_key_pem(), "fingerprint": public_key_fingerprint()})
+        keys = key_history()
+        if request.GET.get("format") == "json":
+            response = HttpResponse(verify.keyring_json(keys), content_type="application/json")
+            response["Content-Disposition"] = 'attachment; filename="provenant-signing-keys.json"'
+            return response
+        return render(request, "audits/pack/public_key.html", {"pem": public_key_pem(), "fingerprint": public_key_fingerprint(),
+                                                               "keys": keys})
 
 
 class PublicKeyPemView(LoginRequiredMixin, View):
+    """The current key's PEM, or a past key's with `?fingerprint=`."""
+
     def get(self, request):
-        response = HttpResponse(public_key_pem(), content_type="application/x-pem-file")
-        response["Content-Disposition"] = 'attachment; filename="provenant-signing-key.pem"'
+        wanted = request.GET.get("fingerprint")
+        if wanted:
+            key = next((k for k in key_history() if k.fingerprint == wanted), None)
+            if key is None:
+                raise Http404("No signing key with that fingerprint.")
+            pem, name = key.public_key_pem, f"provenant-signing-key-{wanted[:16]}.pem"
+        else:
+            pem, name = public_key_pem(), "provenant-signing-key.pem"
+        response = HttpResponse(pem, content_type="application/x-pem-file")
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
 
 
@@ -145,7 +166,8 @@ class VerifyPackView(LoginRequiredMixin, View):
             return render(request, self.template, context, status=400)
         try:
             path = upload.temporary_file_path() if hasattr(upload, "temporary_file_path") else upload
-            result = verify.verify_pack(path, public_key_pem())
+            # The key the pack names, from the history; signed while it was current, by the portal's records.
+            result = verify.verify_pack_with_keys(path, key_history(), recorded_at=pack_records.recorded_at)
         except verify.PackUnreadable as exc:
             context["error"] = str(exc).replace(str(getattr(upload, "temporary_file_path", lambda: "")()), upload.name)
             return render(request, self.template, context, status=400)

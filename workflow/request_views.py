@@ -16,6 +16,7 @@ from workflow import actions
 
 from workflow import policy
 from governance import models as m
+from governance.mfa import SecondFactorRequiredMixin
 from governance.roles import role_refusal
 from workflow import models as wm
 from workflow.request_forms import DecisionForm, TrainingRequestForm, WithdrawForm
@@ -263,7 +264,7 @@ class RequestWithdrawView(RequestAccessMixin, View):
         return redirect(obj)
 
 
-class RequestDecideView(RequestAccessMixin, View):
+class RequestDecideView(RequestAccessMixin, SecondFactorRequiredMixin, View):
     def post(self, request, pk):
         obj = self.get_request(pk)
         if obj.requester_id == request.user.pk or not request.user.has_perm("governance.decide_trainingrequest"):

@@ -10,3 +10,5 @@ from governance.models.records import (Tier, DataCategory, Regulation, FineTunin
 from governance.models.datasets import (LawfulBasis, Segment, DatasetFormat, DatasetState, DatasetShredded, Dataset)  # noqa: F401
 from governance.models.audit_trail import (canonical_json, AuditChainHead, ChainVerification, AuditEvent)  # noqa: F401
 from governance.models.users import (RoleGrantState, RoleGrant, ApiToken)  # noqa: F401
+from governance.models.mfa import (SecondFactorResetState, SecondFactorReset)  # noqa: F401
+from governance.models.signing_keys import (SigningKey)  # noqa: F401

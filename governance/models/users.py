@@ -47,14 +47,15 @@ class RoleGrant(models.Model):
 
 
 class ApiTokenQuerySet(models.QuerySet):
-    def issue(self, user, days: int) -> tuple["ApiToken", str]:
+    def issue(self, user, days: int, *, with_second_factor: bool = False) -> tuple["ApiToken", str]:
         """A new token for `user`, replacing any old one, and its secret: the only time the secret
         exists outside the caller's hands. Call through `governance.users.rotate_api_token`, which
-        writes the trail (tests and the load bench call this directly to stand up clients)."""
+        writes the trail (tests and the load bench call this directly to stand up clients).
+        `with_second_factor`: made from a session verified with a second factor (governance.mfa)."""
         secret = secrets.token_urlsafe(32)  # 256 random bits: a plain SHA-256 is as good as a slow hash
         self.filter(user=user).delete()
         token = self.create(user=user, prefix=secret[:ApiToken.PREFIX_LENGTH], digest=ApiToken.digest_of(secret),
-                            expires_at=timezone.now() + timedelta(days=days))
+                            expires_at=timezone.now() + timedelta(days=days), issued_with_second_factor=with_second_factor)
         return token, secret
 
 
@@ -72,6 +73,10 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Made from a session verified with a second factor: only such a token may approve, release or
+    # share for a privileged role (governance.mfa.require_second_factor). Cleared when the owner's
+    # second factor is reset.
+    issued_with_second_factor = models.BooleanField(default=False)
 
     objects = ApiTokenQuerySet.as_manager()
 

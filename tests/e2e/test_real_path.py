@@ -24,28 +24,34 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import json
+import re
 import string
 import types
 import uuid
 import zipfile
 from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
 
 import pytest
 from celery import Celery
 from django.apps import apps
 from django.db import connection
+from django.test import Client
 from django.urls import URLResolver, get_resolver, resolve
 from django.utils import timezone
 
 from governance import forms as gforms
 from governance import models as m
-from tests.conftest import api_client_for, client_for, make_dpa, make_record
+from tests.conftest import api_client_for, client_for, make_dpa, make_record, second_factor_device, totp_code
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PDF = b"%PDF-1.7\nSIGNED-BY-BOTH-PARTIES\n%%EOF\n"
 DATASET_LINES = b'{"text": "Order 1 arrived broken."}\n{"text": "Please reset my password."}\n'
+PLANTED_PHONE = "555-010-4477"
+FLAGGED_ORIGINAL = "Call Margaret Okonkwo on 555-010-4477 about the refund."
 
 
 def model(label: str):
@@ -85,10 +91,33 @@ def trail_writes(monkeypatch):
     return writes
 
 
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory):
+    """The tiny base model's directory (training.engine.tiny_base), built on first use only: the
+    watermark detection row loads its tokenizer and config."""
+    built = []
+
+    def directory() -> Path:
+        if not built:
+            from training.engine.tiny_base import build_tiny_base
+
+            built.append(build_tiny_base(tmp_path_factory.mktemp("real-path-tiny-base"), seed=0))
+        return built[0]
+    return directory
+
+
 @pytest.fixture
-def world(engineer, other_engineer, legal, privacy, regulator, admin_user, enqueued):
-    return World(enqueued, engineer=engineer, other_engineer=other_engineer, legal=legal, privacy=privacy, regulator=regulator,
+def world(engineer, other_engineer, legal, privacy, regulator, admin_user, enqueued, settings, tiny_base):
+    from serving import gateway
+
+    gateway._filter_parts.cache_clear()  # per process and run id; the flush between tests reuses run ids
+    made = World(enqueued, engineer=engineer, other_engineer=other_engineer, legal=legal, privacy=privacy, regulator=regulator,
                  admin_user=admin_user)
+    made.settings, made.tiny_base = settings, tiny_base
+    yield made
+    if "backend" in made.__dict__:
+        made.backend.close()
+    gateway._filter_parts.cache_clear()
 
 
 class World:
@@ -306,6 +335,130 @@ class World:
         item.save()
         return item
 
+    # -- second factors (governance.mfa)
+    @cached_property
+    def pending_authenticator(self):
+        from governance import mfa
+
+        return mfa.start_enrolment(self.other_engineer)
+
+    @cached_property
+    def engineer_authenticator(self):
+        return second_factor_device(self.engineer)
+
+    @cached_property
+    def second_admin(self):
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
+
+        user = get_user_model().objects.create_user("ada", "ada@example.test", "correct-horse-battery-9", is_staff=True)
+        user.groups.add(Group.objects.get(name="admin"))
+        return user
+
+    @cached_property
+    def pending_second_factor_reset(self):
+        from governance import mfa
+
+        second_factor_device(self.privacy)
+        return mfa.propose_reset(self.second_admin, self.privacy, "A new phone.")
+
+    # -- serving: a deployment of the released adapter, its consumer keys, the gateway's backend
+    @cached_property
+    def deployment(self):
+        from serving import actions
+
+        return actions.deploy_adapter(self.privacy, self.released_run, name="support-bot", purpose="Answers support agents.",
+                                      max_output_tokens=32)
+
+    @cached_property
+    def suspended_deployment(self):
+        from serving import actions
+
+        return actions.suspend_deployment(self.privacy, self.deployment, "Paused while the prompts are reviewed.")
+
+    @cached_property
+    def issued_key(self):
+        from serving import actions
+
+        return actions.issue_consumer_key(self.privacy, self.deployment, "helpdesk-app")
+
+    @cached_property
+    def consumer_key(self):
+        return self.issued_key[0]
+
+    @cached_property
+    def consumer_secret(self) -> str:
+        return self.issued_key[1]
+
+    @cached_property
+    def backend(self):
+        """A fake OpenAI-compatible server behind the gateway (tests/serving/conftest.py), answering
+        a fixed text; closed by the `world` fixture."""
+        from tests.serving.conftest import FixedBackend
+
+        backend = FixedBackend("The weather is fine today.")
+        self.settings.PROVENANT_INFERENCE_URL = backend.url
+        return backend
+
+    @cached_property
+    def leaking_backend(self):
+        """The backend answering with an original value the run's redaction removed (planted in the
+        run's keyed index of originals, as training.pipeline stores it)."""
+        import json
+        import os
+
+        from tests.audits.pack_factory import store_artifact
+        from training.engine.pii.value_index import ValueIndex
+        from training.models import ArtifactKind
+
+        key = os.urandom(32)
+        originals, surrogates = ValueIndex(key), ValueIndex(key)
+        originals.add(PLANTED_PHONE)
+        store_artifact(self.deployment.run, ArtifactKind.PII_INDEX, "pii_index.json",
+                       json.dumps({"key": key.hex(), "originals": originals.to_dict(), "surrogates": surrogates.to_dict()}).encode())
+        self.backend.text = f"Sure, call the customer on {PLANTED_PHONE} about the refund."
+        return self.backend
+
+    @cached_property
+    def flagged_output(self):
+        """An answer the output filter masked, filed for review with its original sealed (as the
+        gateway's query log does)."""
+        from serving import actions
+        from serving.models import QueryOutcome, QueryRecord
+
+        record = QueryRecord.objects.create(deployment=self.deployment, key=self.consumer_key, consumer_pseudonym="c1",
+                                            endpoint="chat.completions", outcome=QueryOutcome.MASKED,
+                                            output_redacted="Call <PHONE_NUMBER> about the refund.", findings={"PHONE_NUMBER": 1})
+        return actions.flag_output(record, FLAGGED_ORIGINAL)
+
+    # -- incidents (incidents.actions) and watermark detection
+    @cached_property
+    def alert(self):
+        from serving.models import AlertKind, AlertSeverity
+        from serving.monitoring import raise_alert
+
+        return raise_alert(self.deployment, AlertKind.CANARY_PREFIX, AlertSeverity.CRITICAL, "A prompt reproduced a canary's prefix.",
+                           consumer_pseudonym="c1")
+
+    @cached_property
+    def incident(self):
+        from incidents.actions import open_incident
+
+        return open_incident(self.privacy, "Canary prefix probed", "high", deployments=[self.deployment])
+
+    @cached_property
+    def incident_pack(self):
+        from incidents.actions import build_incident_pack
+
+        return build_incident_pack(self.privacy, self.incident)
+
+    @cached_property
+    def deployment_on_a_real_base(self):
+        """The deployment, its run's base model a real model directory: detection loads the
+        tokenizer and config of every watermarked deployment's base."""
+        model("training.BaseModel").objects.filter(pk=self.deployment.run.base_model_id).update(location=str(self.tiny_base()))
+        return self.deployment
+
 
 # --------------------------------------------------------------------------- the table
 
@@ -453,6 +606,68 @@ def _dispatched_run_is_enqueued_once_committed(response, world):
     assert [(e.name, e.args) for e in world.enqueued if e.name.endswith("run_training")] == [("training.tasks.run_training", (run.pk,))]
 
 
+def _review_ticket(world) -> str:
+    """The signed reference the review item's justification form carries (governance.mfa)."""
+    from governance import mfa
+
+    what = f"the original text around a {world.review_item.entity_type} detection in record {world.review_item.record_id}"
+    return mfa.justification_ticket(types.SimpleNamespace(user=world.privacy), world.review_item, what,
+                                    f"/training/review/{world.review_item.pk}/")
+
+
+def _the_justified_item_opens(response, world):
+    opened = response.client.get(response.url)
+    assert opened.status_code == 200 and "<mark>Amelia Novak</mark>" in opened.content.decode()
+
+
+def _flagged_ticket(world) -> str:
+    """The signed reference the flagged output's page offers with its justification form."""
+    page = client_for(world.privacy).get(f"/serving/flagged/{world.flagged_output.pk}/").content.decode()
+    return re.search(r'name="ticket" value="([^"]+)"', page).group(1)
+
+
+def _the_justified_original_opens(response, world):
+    opened = response.client.get(response.url)
+    assert opened.status_code == 200 and FLAGGED_ORIGINAL in opened.content.decode()
+
+
+def _latest_query(world):
+    return model("serving.QueryRecord").objects.order_by("-pk").first()
+
+
+def _the_answer_is_the_backends_and_logged(response, world):
+    assert json.loads(response.body)["choices"][0]["message"]["content"] == world.backend.text
+    record = _latest_query(world)
+    assert (record.deployment_id, record.key_id, record.outcome) == (world.deployment.pk, world.consumer_key.pk, "answered")
+
+
+def _the_original_is_masked_and_filed(response, world):
+    assert PLANTED_PHONE not in response.body.decode() and "refund" in json.loads(response.body)["choices"][0]["text"]
+    record = _latest_query(world)
+    assert record.outcome == "masked" and record.original_hits >= 1
+    assert model("serving.FlaggedOutput").objects.filter(query=record).exists()
+
+
+def _the_stream_is_logged(response, world):
+    assert b"data: [DONE]" in response.body
+    record = _latest_query(world)
+    assert record.streamed and record.outcome == "answered" and record.completion_tokens == len(world.backend.text.split(" "))
+
+
+def _the_key_is_shown_once(response, world):
+    key = model("serving.ConsumerKey").objects.get(consumer="dashboard-app")
+    assert key.prefix in response.body.decode() and response["Cache-Control"] == "no-store"
+
+
+def _the_api_shows_the_secret(response, world):
+    body = json.loads(response.body)
+    assert body["secret"].startswith(body["prefix"]) and response["Cache-Control"] == "no-store"
+
+
+def _a_verdict_is_shown(response, world):
+    assert "Result:" in response.body.decode()
+
+
 def _set_password_through_the_link(response, world):
     """The link moves its token into the session and redirects to the form; the user posts it."""
     form_url = response.url
@@ -488,6 +703,21 @@ WRITES: list[Step] = [
     Step("login", "POST", "/login/", "anonymous", {"username": "erin", "password": "correct-horse-battery-9"}),  # conftest's persona
     Step("logout", "POST", "/logout/", "engineer"),
     Step("api token: rotate", "POST", "/account/token/", "engineer", events=("user.api_token_created",)),
+    # ------------------------------------------------------------------ second factor (governance.mfa)
+    Step("page: start setting up an authenticator", "POST", "/account/second-factor/", "engineer", {"action": "start"},
+         ("mfa.enrolment_started",)),
+    Step("page: confirm a new authenticator", "POST", "/account/second-factor/", "other_engineer",
+         lambda w: {"action": "confirm", "code": totp_code(w.pending_authenticator)}, ("mfa.enrolled",)),
+    Step("page: make new recovery codes", "POST", "/account/second-factor/", "privacy", {"action": "regenerate"},
+         ("mfa.recovery_codes_regenerated",)),
+    Step("page: confirm a code (records nothing)", "POST", "/account/second-factor/verify/", "privacy",
+         lambda w: {"code": totp_code(second_factor_device(w.privacy)), "next": "/"}),
+    Step("page: reset an engineer's second factor", "POST", "/governance/users/{engineer}/second-factor/", "admin_user",
+         {"reason": "Lost phone."}, ("mfa.device_reset",), given=("engineer_authenticator",)),
+    Step("page: confirm a second-factor reset", "POST", "/governance/second-factor-resets/{pending_second_factor_reset}/confirm/",
+         "admin_user", events=("mfa.device_reset",)),
+    Step("page: decline a second-factor reset", "POST", "/governance/second-factor-resets/{pending_second_factor_reset}/decline/",
+         "admin_user", events=("mfa.reset_declined",)),
     Step("api token: revoke", "POST", "/account/token/", "engineer", {"revoke": "1"}, events=("user.api_token_revoked",),
          given=("engineer_api_token",)),
     # ------------------------------------------------------------------ governance records
@@ -555,7 +785,10 @@ WRITES: list[Step] = [
     Step("api: cancel a run", "POST", "/api/runs/{queued_run}/cancel/", "engineer", events=("trainingrun.cancel_requested",), api=True),
     # ------------------------------------------------------------------ runs, review queue, model cards
     Step("page: cancel a run", "POST", "/training/runs/{queued_run}/cancel/", "engineer", events=("trainingrun.cancel_requested",)),
-    Step("page: open a review item", "GET", "/training/review/{review_item}/", "privacy", events=("redactionreview.viewed",)),
+    Step("page: open a review item: it asks why first (records nothing)", "GET", "/training/review/{review_item}/", "privacy"),
+    Step("page: justify opening a review item, then open it", "POST", "/account/justify/", "privacy",
+         lambda w: {"ticket": _review_ticket(w), "justification": "Checking a low-confidence detection for ticket PRIV-7."},
+         ("access.justified", "redactionreview.viewed"), check=_the_justified_item_opens),
     Step("page: decide a review item", "POST", "/training/review/{review_item}/", "privacy", {"decision": "accepted"},
          ("redactionreview.accepted",)),
     Step("page: draft the model card", "POST", "/governance/runs/{audited_run}/model-card/draft/", "engineer",
@@ -585,6 +818,76 @@ WRITES: list[Step] = [
          events=("evidencepack.downloaded",), check=_pack_zip_is_the_pack, given=("share", "pack_zip")),
     Step("page: the regulator verifies a pack (records nothing)", "POST", "/audits/verify/", "regulator",
          lambda w: {"pack": named(w.pack_zip, "pack.zip")}, check=_pack_is_valid),
+    # ------------------------------------------------------------------ deployments (serving), pages and API
+    Step("page: deploy a released adapter", "POST", "/serving/runs/{released_run}/deploy/", "privacy",
+         {"name": "reply-bot", "purpose": "Drafts replies for agents.", "max_output_tokens": 64, "filter_mode": "mask"},
+         ("deployment.created",)),
+    Step("page: issue a consumer key", "POST", "/serving/deployments/{deployment}/keys/", "privacy",
+         {"consumer": "dashboard-app", "days": 30, "requests_per_minute": 10, "tokens_per_day": 5000}, ("consumerkey.issued",),
+         check=_the_key_is_shown_once),
+    Step("page: revoke a consumer key", "POST", "/serving/keys/{consumer_key}/revoke/", "privacy", {"reason": "The app was retired."},
+         ("consumerkey.revoked",)),
+    Step("page: suspend a deployment", "POST", "/serving/deployments/{deployment}/suspend/", "privacy",
+         {"reason": "Odd prompts in the log."}, ("deployment.suspended",)),
+    Step("page: resume a deployment", "POST", "/serving/deployments/{suspended_deployment}/resume/", "privacy",
+         {"reason": "The prompts were a test."}, ("deployment.resumed",)),
+    Step("page: retire a deployment (its keys revoked with it)", "POST", "/serving/deployments/{deployment}/retire/", "privacy",
+         {"reason": "Replaced by a newer adapter."}, ("deployment.retired", "consumerkey.revoked"), given=("consumer_key",)),
+    Step("page: open a flagged output: it asks why first (records nothing)", "GET", "/serving/flagged/{flagged_output}/", "privacy"),
+    Step("page: justify opening a flagged output, then open it", "POST", "/account/justify/", "privacy",
+         lambda w: {"ticket": _flagged_ticket(w), "justification": "Checking a masked answer reported in ticket PRIV-9."},
+         ("access.justified", "flaggedoutput.opened"), check=_the_justified_original_opens),
+    Step("page: review a flagged output", "POST", "/serving/flagged/{flagged_output}/", "privacy",
+         {"note": "A phone number of a customer; the key holder was told."}, ("flaggedoutput.reviewed",)),
+    Step("api: deploy a released adapter", "POST", "/api/deployments/", "privacy",
+         lambda w: {"run": w.released_run.pk, "name": "reply-bot", "max_output_tokens": 64}, ("deployment.created",), api=True),
+    Step("api: suspend a deployment", "POST", "/api/deployments/{deployment}/suspend/", "privacy", {"reason": "Odd prompts."},
+         ("deployment.suspended",), api=True),
+    Step("api: resume a deployment", "POST", "/api/deployments/{suspended_deployment}/resume/", "privacy",
+         {"reason": "The prompts were a test."}, ("deployment.resumed",), api=True),
+    Step("api: retire a deployment", "POST", "/api/deployments/{deployment}/retire/", "privacy", {"reason": "Replaced."},
+         ("deployment.retired", "consumerkey.revoked"), api=True, given=("consumer_key",)),
+    Step("api: issue a consumer key", "POST", "/api/deployments/{deployment}/keys/", "privacy", {"consumer": "dashboard-app"},
+         ("consumerkey.issued",), api=True, check=_the_api_shows_the_secret),
+    Step("api: revoke a consumer key", "POST", "/api/deployments/{deployment}/keys/{consumer_key}/revoke/", "privacy",
+         {"reason": "The app was retired."}, ("consumerkey.revoked",), api=True),
+    # ------------------------------------------------------------------ the gateway (/v1/): consumer keys, a fake backend
+    Step("gateway: a chat completion is answered and logged (records no trail event)", "POST", "/v1/chat/completions", "consumer",
+         {"model": "support-bot", "messages": [{"role": "user", "content": "Will it rain?"}]},
+         check=_the_answer_is_the_backends_and_logged, given=("backend",)),
+    Step("gateway: an answer holding an original value is masked, filed for review and alerted", "POST", "/v1/completions",
+         "consumer", {"model": "support-bot", "prompt": "Who do I call?"}, ("flaggedoutput.filed", "alert.critical"),
+         check=_the_original_is_masked_and_filed, given=("leaking_backend",)),
+    Step("gateway: a streamed chat completion is logged once the stream ends", "POST", "/v1/chat/completions", "consumer",
+         {"model": "support-bot", "messages": [{"role": "user", "content": "Will it rain?"}], "stream": True},
+         check=_the_stream_is_logged, given=("backend",)),
+    # ------------------------------------------------------------------ alerts, incidents, watermarks (incidents)
+    Step("page: acknowledge an alert", "POST", "/monitoring/alerts/{alert}/acknowledge/", "privacy", {"note": "Seen; a test probe."},
+         ("alert.acknowledged",)),
+    Step("page: open an incident from an alert", "POST", "/monitoring/incidents/new/", "privacy",
+         lambda w: {"title": "Canary prefix probed", "severity": "high", "alerts": [w.alert.pk]}, ("incident.opened",)),
+    Step("page: contain a deployment (suspended, its keys revoked)", "POST", "/monitoring/incidents/{incident}/contain/suspend/",
+         "privacy", lambda w: {"deployment": w.deployment.pk},
+         ("deployment.suspended", "consumerkey.revoked", "incident.deployment_contained"), given=("consumer_key",)),
+    Step("page: revoke a release from an incident", "POST", "/monitoring/incidents/{incident}/contain/revoke-release/", "privacy",
+         lambda w: {"run": w.released_run.pk}, ("adapter.blocked", "deployment.suspended", "incident.release_revoked")),
+    Step("page: rotate the signing key from an incident", "POST", "/monitoring/incidents/{incident}/contain/rotate-signing-key/",
+         "privacy", {"reason": "The signing host was in scope."}, ("signingkey.rotated", "incident.signing_key_rotated")),
+    Step("page: rotate the master key from an incident", "POST", "/monitoring/incidents/{incident}/contain/rotate-master-key/",
+         "privacy", {"reason": "The key file may have been copied."}, ("masterkey.rotated", "incident.master_key_rotated"),
+         given=("flagged_output", "alert")),  # sealed values of serving to re-wrap
+    Step("page: save an incident's notification", "POST", "/monitoring/incidents/{incident}/notification/", "privacy",
+         {"text": "Dear supervisory authority, ..."}, ("incident.notification_saved",)),
+    Step("page: close an incident", "POST", "/monitoring/incidents/{incident}/close/", "privacy",
+         {"post_mortem": "A tester probed the canary prefix from a staging key; the deployment was suspended and the key "
+                         "revoked. Staging keys now expire after a day."}, ("incident.closed",)),
+    Step("page: build an incident's evidence pack", "POST", "/monitoring/incidents/{incident}/packs/", "privacy",
+         events=("incident.pack_built",)),
+    Step("page: download an incident's evidence pack", "GET", "/monitoring/incidents/{incident}/packs/{incident_pack}/", "privacy",
+         events=("incident.pack_downloaded",)),
+    Step("page: test a text for the deployments' watermarks", "POST", "/monitoring/watermark/", "privacy",
+         {"text": "The customer wrote that the parcel arrived late and the box was damaged on one side."},
+         ("watermark.detected",), check=_a_verdict_is_shown, given=("deployment_on_a_real_base",)),
 ]
 
 # Routes that only read: each is rendered on the real path by `test_pages_that_read_write_no_trail_event`.
@@ -594,6 +897,9 @@ READS: list[Step] = [
     Step("a user's page", "GET", "/governance/users/{account}/", "admin_user"),
     Step("role grants to confirm", "GET", "/governance/role-grants/", "privacy", given=("pending_grant",)),
     Step("password set", "GET", "/account/reset/done/", "anonymous"),
+    Step("second factor", "GET", "/account/second-factor/", "privacy"),
+    Step("confirm a code", "GET", "/account/second-factor/verify/", "privacy"),
+    Step("a user's second factor", "GET", "/governance/users/{engineer}/second-factor/", "admin_user", given=("engineer_authenticator",)),
     Step("health", "GET", "/healthz", "anonymous"),
     Step("api schema", "GET", "/api/schema/", "engineer"),
     Step("api docs", "GET", "/api/docs/", "engineer"),
@@ -619,6 +925,19 @@ READS: list[Step] = [
     Step("signing key", "GET", "/audits/signing-key/", "regulator"),
     Step("signing key pem", "GET", "/audits/signing-key.pem", "regulator"),
     Step("shared with me", "GET", "/audits/shared-with-me/", "regulator", given=("share",)),
+    Step("deployments", "GET", "/serving/deployments/", "privacy", given=("deployment",)),
+    Step("deployments, as the engineer whose run it serves", "GET", "/serving/deployments/", "engineer", given=("deployment",)),
+    Step("a deployment (keys, counts, alerts, flagged outputs)", "GET", "/serving/deployments/{deployment}/", "privacy",
+         given=("consumer_key", "flagged_output", "alert")),
+    Step("flagged outputs", "GET", "/serving/flagged/", "privacy", given=("flagged_output",)),
+    Step("api deployments", "GET", "/api/deployments/", "privacy", api=True, given=("deployment",)),
+    Step("api deployment", "GET", "/api/deployments/{deployment}/", "engineer", api=True),
+    Step("api deployment keys", "GET", "/api/deployments/{deployment}/keys/", "privacy", api=True, given=("consumer_key",)),
+    Step("gateway: the key's model", "GET", "/v1/models", "consumer"),
+    Step("alerts", "GET", "/monitoring/alerts/", "privacy", given=("alert",)),
+    Step("incidents", "GET", "/monitoring/incidents/", "privacy", given=("incident",)),
+    Step("an incident", "GET", "/monitoring/incidents/{incident}/", "privacy", given=("incident_pack",)),
+    Step("an incident, as an administrator (read only)", "GET", "/monitoring/incidents/{incident}/", "admin_user"),
     # The API's other lists and details: those of the record types are rendered through WRITES.
     *[Step(f"api {name}", "GET", path, "privacy", api=True) for name, path in
       (("list audit events", "/api/audit-events/"), ("audit event", "/api/audit-events/{first_event}/"), ("list runs", "/api/runs/"),
@@ -636,11 +955,16 @@ def head() -> int:
 def send(step: Step, world, data):
     """The step's request, as its persona's browser or script sends it; streamed bodies are read
     (a download's generator runs as the server streams it) into `.body`."""
-    user = None if step.who == "anonymous" else world.personas[step.who]
-    client = api_client_for(user) if step.api else client_for(user)
+    if step.who == "consumer":  # an application at the gateway (/v1/): its consumer key, JSON, no session
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {world.consumer_secret}")
+    else:
+        user = None if step.who == "anonymous" else world.personas[step.who]
+        client = api_client_for(user) if step.api else client_for(user)
     method = getattr(client, step.method.lower())
     if data is None:
         response = method(step.url(world))
+    elif step.who == "consumer":
+        response = method(step.url(world), json.dumps(data), content_type="application/json")
     elif step.api:
         response = method(step.url(world), data, format=step.format)
     else:
@@ -656,7 +980,8 @@ def run_step(step: Step, world, trail_writes) -> list[str]:
     (`AuditEvent.append`), which is a 500 on a real server and an exception the test client
     re-raises here, so asserting the status suffices; and the `trail_writes` recorder fails the
     step should the writer's own check ever be weakened."""
-    for name in (*step.given, *placeholders(step.path)):
+    consumer = ("consumer_secret",) if step.who == "consumer" else ()
+    for name in (*step.given, *placeholders(step.path), *consumer):
         getattr(world, name)  # made before counting: their own events are not the request's
     data = step.data(world) if callable(step.data) else step.data
     before, writes_before = head(), len(trail_writes)
@@ -682,12 +1007,17 @@ def methods_of(callback) -> set[str]:
     if cls is not None and actions:  # a DRF viewset route: the router mapped these methods to actions
         return {method.upper() for method in actions if method in cls.http_method_names and method not in ("head", "options")}
     view_class = getattr(callback, "view_class", None) or cls
-    if view_class is None:  # a function view
-        return {"GET"}
+    if view_class is None:  # a function view: GET, unless it is one that answers another method only
+        return FUNCTION_VIEW_METHODS.get(f"{callback.__module__}.{callback.__name__}", {"GET"})
     # Django's form views answer PUT with `post` on request.POST, which is empty for a PUT: an
     # invalid form, re-rendered. That PUT cannot write.
     return {method.upper() for method in view_class.http_method_names if method not in ("head", "options")
             and hasattr(view_class, method) and not (method == "put" and view_class.put is ProcessFormView.put)}
+
+
+# Function views that answer one method other than GET (to any other, an error of their own): the
+# gateway's completions (POST; a GET is an OpenAI-shaped 405).
+FUNCTION_VIEW_METHODS = {"serving.gateway_views.chat_completions": {"POST"}, "serving.gateway_views.completions": {"POST"}}
 
 
 def routes() -> dict:

@@ -22,6 +22,7 @@ import pytest
 from governance.models import AuditEvent
 from workflow.models import RequestState, TrainingRequest
 from tests.e2e.test_browser import PASSWORD, CHROMIUM, _async_unsafe_allowed, browser, expect, page  # noqa: F401 - fixtures
+from tests.e2e.test_browser import log_in as browser_log_in
 from tests.e2e.test_real_path import enqueued  # noqa: F401 - fixture: no message reaches a broker
 from tests.governance.request_factory import good_base_model, good_compute_target, good_dataset
 
@@ -32,11 +33,7 @@ pytestmark = [
 
 
 def log_in(page, base, user):
-    page.goto(f"{base}/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{base}/")
+    browser_log_in(page, base, user.username)  # the password, then the second factor for legal and privacy
     expect(page.locator("header .who")).to_contain_text(user.get_full_name() or user.username)
 
 

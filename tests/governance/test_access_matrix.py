@@ -98,6 +98,45 @@ PAGES += [
     ("own run's pack", "get", lambda r: reverse("packs:pack_detail", args=[_pack(r).pk]), {E, L, P, A}),
 ]
 
+# Deployments (serving): the privacy officer deploys and manages them, legal and admin read them, an
+# engineer reads those of their own runs; keys, the query log and flagged outputs are privacy's only.
+DEPLOYMENT_READERS = {E, L, P, A}
+PAGES += [
+    ("deployment list", "get", lambda r: reverse("serving:deployment_list"), DEPLOYMENT_READERS | {"other_engineer"}),
+    ("own run's deployment", "get", lambda r: reverse("serving:deployment_detail", args=[_deployment(r).pk]), DEPLOYMENT_READERS),
+    ("own run's deploy page", "get", lambda r: reverse("serving:deploy", args=[r["run"].pk]), {P}),
+    ("own run's deploy post", "post", lambda r: reverse("serving:deploy", args=[r["run"].pk]), {P}),
+    ("own run's deployment key issue", "post", lambda r: reverse("serving:issue_key", args=[_deployment(r).pk]), {P}),
+    ("own run's deployment suspend", "post", lambda r: reverse("serving:change_state", args=[_deployment(r).pk, "suspend"]), {P}),
+    ("own run's deployment consumer key revoke", "post", lambda r: reverse("serving:revoke_key", args=[_consumer_key(r).pk]), {P}),
+    ("flagged output queue", "get", lambda r: reverse("serving:flagged_queue"), {P}),
+    ("flagged output", "get", lambda r: reverse("serving:flagged_detail", args=[_flagged_output(r).pk]), {P}),
+    ("flagged output review", "post", lambda r: reverse("serving:flagged_detail", args=[_flagged_output(r).pk]), {P}),
+]
+
+# Alerts, incidents and watermark detection (incidents): the privacy officer's; an administrator
+# reads incidents and their evidence packs.
+INCIDENT_READERS = {P, A}
+PAGES += [
+    ("alert list", "get", lambda r: reverse("incidents:alert_list"), {P}),
+    ("alert acknowledge", "post", lambda r: reverse("incidents:alert_acknowledge", args=[_alert(r).pk]), {P}),
+    ("incident list", "get", lambda r: reverse("incidents:incident_list"), INCIDENT_READERS),
+    ("incident open page", "get", lambda r: reverse("incidents:incident_open"), {P}),
+    ("incident open post", "post", lambda r: reverse("incidents:incident_open"), {P}),
+    ("incident", "get", lambda r: reverse("incidents:incident_detail", args=[_incident(r).pk]), INCIDENT_READERS),
+    ("incident notification", "post", lambda r: reverse("incidents:incident_notification", args=[_incident(r).pk]), {P}),
+    ("incident close", "post", lambda r: reverse("incidents:incident_close", args=[_incident(r).pk]), {P}),
+    ("incident pack download", "get",
+     lambda r: reverse("incidents:incident_pack_download", args=[_incident(r).pk, _incident_pack(r).pk]), INCIDENT_READERS),
+    ("incident pack build", "post", lambda r: reverse("incidents:incident_pack_build", args=[_incident(r).pk]), {P}),
+    # Last: it suspends the deployment and revokes its keys (an allowed caller's empty form names no deployment: 404).
+    ("incident containment", "post", lambda r: reverse("incidents:incident_contain", args=[_incident(r).pk, "suspend"]), {P}),
+    ("watermark detection page", "get", lambda r: reverse("incidents:watermark_detect"), {P}),
+    ("watermark detection post", "post", lambda r: reverse("incidents:watermark_detect"), {P}),
+]
+# What an allowed caller posts, where an empty form would not reach the view's work.
+POSTED = {"incident containment": lambda r: {"deployment": _deployment(r).pk}}
+
 # Who can see the object each row's URL names; a row not here names none (a list, a form).
 RUN_READERS = {E, L, P, A}
 SEES = {
@@ -108,6 +147,13 @@ SEES = {
     **{what: RUN_READERS for what, *_ in PAGES if what.startswith(("own ", "dataset share", "dataset shred", "dataset review"))
        and what not in ("own run's pack share revoke",)},
 }
+SEES.update({
+    "own run's deploy page": RUN_READERS, "own run's deploy post": RUN_READERS,
+    **{what: DEPLOYMENT_READERS for what in ("own run's deployment", "own run's deployment key issue", "own run's deployment suspend")},
+    **{what: {P} for what in ("own run's deployment consumer key revoke", "flagged output", "flagged output review", "alert acknowledge")},
+    **{what: INCIDENT_READERS for what in ("incident", "incident notification", "incident close", "incident pack download",
+                                           "incident pack build", "incident containment")},
+})
 for model, readers, _ in [("dataclass", CATALOGUE_READERS | {"other_engineer"}, 0), ("processor", GOVERNANCE_STAFF, 0),
                           ("attestation", GOVERNANCE_STAFF, 0), ("dataprocessingagreement", GOVERNANCE_STAFF, 0),
                           ("computetarget", CATALOGUE_READERS | {"other_engineer"}, 0), ("redactionrule", GOVERNANCE_STAFF, 0)]:
@@ -149,6 +195,71 @@ def _pack_share(r):
     return r["pack_share"]
 
 
+def _deployment(r):
+    """A deployment of the engineer's released run (made directly: the matrix's run kept no adapter files)."""
+    if "deployment" not in r:
+        from audits.models import AdapterRelease
+        from django.contrib.auth import get_user_model
+
+        from serving.models import Deployment
+
+        r["deployment"] = Deployment.objects.create(name="support-bot", run=r["run"], release=AdapterRelease.latest_for(r["run"]),
+                                                    created_by=get_user_model().objects.get(username="priya"))
+    return r["deployment"]
+
+
+def _consumer_key(r):
+    if "consumer_key" not in r:
+        from django.contrib.auth import get_user_model
+
+        from serving.models import ConsumerKey
+
+        r["consumer_key"] = ConsumerKey.objects.issue(_deployment(r), consumer="helpdesk-app", days=30, requests_per_minute=60,
+                                                      tokens_per_day=1000, created_by=get_user_model().objects.get(username="priya"))[0]
+    return r["consumer_key"]
+
+
+def _flagged_output(r):
+    if "flagged_output" not in r:
+        from serving import actions as serving_actions
+        from serving.models import QueryOutcome, QueryRecord
+
+        record = QueryRecord.objects.create(deployment=_deployment(r), consumer_pseudonym="c1", endpoint="completions",
+                                            outcome=QueryOutcome.MASKED)
+        r["flagged_output"] = serving_actions.flag_output(record, "Call Jane Roe on 555 010 9999")
+    return r["flagged_output"]
+
+
+def _alert(r):
+    if "alert" not in r:
+        from serving.models import AlertKind, AlertSeverity
+        from serving.monitoring import raise_alert
+
+        r["alert"] = raise_alert(_deployment(r), AlertKind.CANARY_PREFIX, AlertSeverity.CRITICAL, "A canary's prefix was probed.")
+    return r["alert"]
+
+
+def _incident(r):
+    if "incident" not in r:
+        from django.contrib.auth import get_user_model
+
+        from incidents.actions import open_incident
+
+        r["incident"] = open_incident(get_user_model().objects.get(username="priya"), "Canary prefix probed", "high",
+                                      deployments=[_deployment(r)])
+    return r["incident"]
+
+
+def _incident_pack(r):
+    if "incident_pack" not in r:
+        from django.contrib.auth import get_user_model
+
+        from incidents.actions import build_incident_pack
+
+        r["incident_pack"] = build_incident_pack(get_user_model().objects.get(username="priya"), _incident(r))
+    return r["incident_pack"]
+
+
 API = [
     ("datasets list", "get", lambda r: "/api/datasets/", CATALOGUE_READERS | {"other_engineer"}),
     ("own dataset", "get", lambda r: f"/api/datasets/{r['dataset'].pk}/", {E, L, P, A}),
@@ -172,6 +283,18 @@ API = [
     ("own run", "get", lambda r: f"/api/runs/{r['run'].pk}/", {E, L, P, A}),
     ("own run cancel", "post", lambda r: f"/api/runs/{r['run'].pk}/cancel/", {E, P, A}),
 ]
+API += [
+    ("deployments list", "get", lambda r: "/api/deployments/", DEPLOYMENT_READERS | {"other_engineer"}),
+    ("own run's deployment", "get", lambda r: f"/api/deployments/{_deployment(r).pk}/", DEPLOYMENT_READERS),
+    ("deploy", "post", lambda r: "/api/deployments/", {P}),
+    ("own run's deployment suspend", "post", lambda r: f"/api/deployments/{_deployment(r).pk}/suspend/", {P}),
+    ("own run's deployment resume", "post", lambda r: f"/api/deployments/{_deployment(r).pk}/resume/", {P}),
+    ("own run's deployment retire", "post", lambda r: f"/api/deployments/{_deployment(r).pk}/retire/", {P}),
+    ("own run's deployment keys", "get", lambda r: f"/api/deployments/{_deployment(r).pk}/keys/", {P}),
+    ("own run's deployment key issue", "post", lambda r: f"/api/deployments/{_deployment(r).pk}/keys/", {P}),
+    ("own run's deployment key revoke", "post",
+     lambda r: f"/api/deployments/{_deployment(r).pk}/keys/{_consumer_key(r).pk}/revoke/", {P}),
+]
 for prefix, model, readers, writers in [
     ("data-classes", "dataclass", CATALOGUE_READERS | {"other_engineer"}, {P, A}),
     ("processors", "processor", GOVERNANCE_STAFF, GOVERNANCE_STAFF),
@@ -191,6 +314,7 @@ for prefix, model, readers, writers in [
 API_SEES = {
     **{what: RUN_READERS for what, *_ in API if what.startswith(("own ", "dataset shred", "dataset share"))},
     "audit event": GOVERNANCE_STAFF,
+    **{what: DEPLOYMENT_READERS for what, *_ in API if what.startswith("own run's deployment")},
 }
 for prefix, readers in [("data-classes", CATALOGUE_READERS | {"other_engineer"}), ("processors", GOVERNANCE_STAFF),
                         ("attestations", GOVERNANCE_STAFF), ("dpas", GOVERNANCE_STAFF),
@@ -283,7 +407,7 @@ def test_every_page_as_every_persona(request, with_document, persona):
     client = client_for(request.getfixturevalue(persona))
     complaints = []
     for what, method, url, allowed in PAGES:
-        response = getattr(client, method)(url(with_document), {})
+        response = getattr(client, method)(url(with_document), POSTED[what](with_document) if what in POSTED else {})
         complaints.append(_check(persona, allowed, what, response.status_code, response.get("Location", ""), SEES.get(what)))
     assert [c for c in complaints if c] == []
 

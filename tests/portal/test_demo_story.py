@@ -39,6 +39,19 @@ def test_the_demo_story_goes_all_the_way_and_is_shared_with_the_demo_regulator(s
     rory = pack.shares.get().regulator
     assert rory.username == "rory" and list(EvidencePack.objects.visible_to(rory)) == [pack]
     assert demo.demo_story_finished() and AuditEvent.verify_chain().ok
+    # The story goes on at the gateway only for a released adapter: deployed, and one request answered
+    # through /v1/ (key, model server, output filter, query log); a blocked adapter is never deployed.
+    from serving.models import Deployment, QueryOutcome, QueryRecord
+
+    if request.state == RequestState.RELEASED:
+        deployment = Deployment.objects.get(run=run, name=demo.DEMO_DEPLOYMENT)
+        assert deployment.keys.get().consumer == demo.DEMO_CONSUMER
+        assert [q.outcome for q in QueryRecord.objects.filter(deployment=deployment)] in (
+            [QueryOutcome.ANSWERED], [QueryOutcome.MASKED])
+        assert "Deployed as 'support-drafts'" in out.getvalue()
+    else:
+        assert not Deployment.objects.exists() and "not deployed" in out.getvalue()
+    print("demo outcome:", request.state)
     again = io.StringIO()
     call_command("demo_story", "--base", "tiny-demo", "--in-process", stdout=again)
     assert "already" in again.getvalue() or "complete" in again.getvalue()

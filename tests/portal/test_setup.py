@@ -35,7 +35,8 @@ def test_health_endpoint(client, db):
 
 
 def test_run_portal_serves_and_stops_web_server_and_worker_together(tmp_path):
-    """`make run`'s last step: both processes start, the portal answers, one signal stops both."""
+    """`make run`'s last step: the web server, the worker (with beat) and the model server behind
+    /v1/ start, the portal answers, one signal stops all three."""
     import os
     import signal
     import socket
@@ -67,7 +68,7 @@ def test_run_portal_serves_and_stops_web_server_and_worker_together(tmp_path):
         while time.time() < deadline + 60 and not (worker_log.exists() and "[tasks]" in worker_log.read_text()):
             time.sleep(0.5)
         children = subprocess.run(["pgrep", "-P", str(portal.pid)], capture_output=True, text=True).stdout.split()
-        assert len(children) == 2
+        assert len(children) == 3  # web server, worker, model server
         portal.send_signal(signal.SIGTERM)
         terminal, _ = portal.communicate(timeout=60)
         time.sleep(0.5)

@@ -39,9 +39,30 @@ class Command(BaseCommand):
         request.refresh_from_db()
         pack = demo.finish_demo_story(request)
         request.refresh_from_db()
+        self._deploy_and_ask(request, in_process)
         self.stdout.write(self.style.SUCCESS(
             f"Demo story complete: request {request.pk} ({request.get_state_display().lower()}), evidence pack {pack.pk} "
             "shared with rory."))
+
+    def _deploy_and_ask(self, request, in_process):
+        """Released: deployed at the gateway, and one question asked through it. Under `make run` the
+        model server is the portal's own process; with --in-process one runs here for the call."""
+        deployment = demo.deploy_demo_adapter(request)
+        if deployment is None:
+            self.stdout.write("The demo adapter was not released, so it is not deployed: see its audit on the run's page.")
+            return
+        try:
+            if in_process:
+                answer = self._ask_with_a_model_server_here(deployment)
+            else:
+                answer = demo.ask_demo_deployment(deployment)
+        except RuntimeError as exc:
+            self.stderr.write(f"The demo adapter is deployed as '{deployment.name}', but its first request failed: {exc}")
+            return
+        text = answer["choices"][0]["message"]["content"]
+        self.stdout.write(f"Deployed as '{deployment.name}' at /v1/; the helpdesk app asked “{demo.DEMO_QUESTION}” and got "
+                          f"({answer['usage']['completion_tokens']} tokens, filtered): {text.strip()[:300]}\n"
+                          f"Its key is in {demo.demo_consumer_key_path()}: call /v1/chat/completions with any OpenAI client.")
 
     def _run_here(self, run, quiet):
         from audits.runner import execute_audit
@@ -93,3 +114,19 @@ class Command(BaseCommand):
                     return
             time.sleep(2)
         raise CommandError(f"Gave up waiting for the worker after {timeout:.0f} s; run `python manage.py demo_story` again.")
+
+    def _ask_with_a_model_server_here(self, deployment) -> dict:
+        from django.conf import settings
+        from django.test import override_settings
+
+        from serving.engine.model_server import ModelServer
+        from serving.model_resolver import DeploymentResolver
+
+        resolver = DeploymentResolver()
+        server, url = ModelServer(resolver, api_key=settings.PROVENANT_INFERENCE_API_KEY or None).start_in_thread()
+        try:
+            with override_settings(PROVENANT_INFERENCE_URL=f"{url}/v1"):
+                return demo.ask_demo_deployment(deployment)
+        finally:
+            server.shutdown()
+            resolver.close()

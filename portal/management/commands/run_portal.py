@@ -1,4 +1,5 @@
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -23,7 +24,8 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 class Command(BaseCommand):
-    help = "Run the web server and a Celery worker (queues default and gpu) together; Ctrl-C stops both."
+    help = ("Run the web server and a Celery worker (queues default and gpu, with beat for the scheduled tasks) "
+            "together; Ctrl-C stops both.")
 
     def add_arguments(self, parser):
         parser.add_argument("--addr", default="127.0.0.1:8000")
@@ -40,13 +42,23 @@ class Command(BaseCommand):
         worker = subprocess.Popen([
             sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", "default,gpu", "--concurrency", "1",
             "--loglevel", "INFO", "--hostname", "provenant@%h",
+            # Celery beat inside this one worker: the query log's retention and the scheduled re-audits
+            # (CELERY_BEAT_SCHEDULE). With several workers, run one `celery -A portal beat` instead.
+            "--beat", "--schedule", str(settings.CELERY_BEAT_SCHEDULE_FILENAME),
         ], stdout=(worker_out := open(worker_log, "ab")), stderr=subprocess.STDOUT)
+        # The embedded model server behind the gateway (/v1/), on loopback with a bearer token only
+        # the web server knows. Not vital to the portal: if it stops, the portal goes on and says so.
+        if not settings.PROVENANT_INFERENCE_API_KEY:
+            os.environ["PROVENANT_INFERENCE_API_KEY"] = secrets.token_urlsafe(32)
+        model_log = logs / "model_server.log"
+        model_server = subprocess.Popen([sys.executable, "manage.py", "run_model_server"], stdout=(model_out := open(model_log, "ab")),
+                                        stderr=subprocess.STDOUT)
         # The web server's own banner goes to its log; its warnings and errors stay on the terminal.
         server = subprocess.Popen([sys.executable, "manage.py", "runserver", addr, "--noreload"],
                                   stdout=(web_out := open(web_log, "ab")))
         self.stdout.write(self.style.SUCCESS(
             f"\nDemo logins are printed above.\nProvenant is at http://{addr}/  (data in {settings.PROVENANT_DATA_DIR}; "
-            f"Ctrl-C stops)\nLogs: {worker_log}, {web_log} and {logs / 'provenant.log'}\n"))
+            f"Ctrl-C stops)\nLogs: {worker_log}, {web_log}, {model_log} and {logs / 'provenant.log'}\n"))
         children = [worker, server]
         story = self._demo_story()
         if story is not None:
@@ -62,16 +74,20 @@ class Command(BaseCommand):
         finally:
             if story is not None and story.poll() is None:
                 story.terminate()
-            for child in children:
+            for child in (*children, model_server):
                 if child.poll() is None:
                     child.send_signal(signal.SIGTERM)
-            for child in children:
+            for child in (*children, model_server):
                 try:
                     child.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     child.kill()
         worker_out.close()
         web_out.close()
+        model_out.close()
+        if model_server.returncode not in (0, -signal.SIGTERM, None):
+            self.stderr.write(f"The model server behind /v1/ had stopped (exit code {model_server.returncode}). "
+                              f"The end of {model_log}:\n{_tail(model_log)}")
         failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, None)]
         for child, log in ((worker, worker_log), (server, web_log)):
             if child in failed:
