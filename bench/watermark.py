@@ -179,21 +179,25 @@ def generate_pairs(model, tokenizer, prompt_ids: list[list[int]], args, key) -> 
 
 
 def negative_log_likelihoods(model, prompt_ids, new_ids, batch_size: int) -> list[tuple[float, int]]:
-    """(sum of NLL, tokens) of each continuation given its prompt, under `model`."""
+    """(sum of NLL, tokens) of each continuation given its prompt, under `model`. Only the
+    continuation's positions go through the loss: a log-softmax over the whole batch and vocabulary
+    would be a second tensor as large as the logits."""
     import torch
+    import torch.nn.functional as F
 
     out = []
     for start in range(0, len(prompt_ids), batch_size):
-        rows = [p + n for p, n in zip(prompt_ids[start:start + batch_size], new_ids[start:start + batch_size])]
+        pairs = list(zip(prompt_ids[start:start + batch_size], new_ids[start:start + batch_size]))
+        rows = [p + n for p, n in pairs]
         width = max(map(len, rows))
         ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
         mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
         with torch.no_grad():
-            log_probs = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1].float(), dim=-1)
-        token_lp = log_probs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-        for i, (p, n) in enumerate(zip(prompt_ids[start:start + batch_size], new_ids[start:start + batch_size])):
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        for i, (p, n) in enumerate(pairs):
             if n:
-                out.append((-float(token_lp[i, len(p) - 1:len(p) - 1 + len(n)].sum()), len(n)))
+                predicted = logits[i, len(p) - 1:len(p) - 1 + len(n)].float()
+                out.append((float(F.cross_entropy(predicted, torch.tensor(n), reduction="sum")), len(n)))
             else:
                 out.append((0.0, 0))
     return out
@@ -270,8 +274,8 @@ def main(argv=None) -> int:
     marked, marked_seconds = sides["with"]["ids"], sides["with"]["seconds"]
     plain, plain_seconds = sides["without"]["ids"], sides["without"]["seconds"]
     print("scoring perplexity and the watermark…", flush=True)
-    ppl_marked = perplexity(negative_log_likelihoods(model, prompt_ids, marked, args.batch_size))
-    ppl_plain = perplexity(negative_log_likelihoods(model, prompt_ids, plain, args.batch_size))
+    ppl_marked = perplexity(negative_log_likelihoods(model, prompt_ids, marked, 4))
+    ppl_plain = perplexity(negative_log_likelihoods(model, prompt_ids, plain, 4))
 
     def detect(text):
         return wm.detect(text, tokenizer, model.config, BENCH_KEY)

@@ -203,3 +203,10 @@ class ShredDatasetForm(forms.Form):
         if self.cleaned_data["confirm_name"] != self.dataset.name:
             raise forms.ValidationError("The name does not match: nothing was shredded.")
         return self.cleaned_data["confirm_name"]
+
+
+class JustificationForm(forms.Form):
+    """Why someone opens a sensitive item (governance.mfa.justification_response)."""
+
+    justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
+                                    help_text="Why you need to see it: a case, a ticket, the check you are doing. Kept in the audit trail.")

@@ -61,6 +61,7 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from governance.forms import JustificationForm
 from governance.models import ApiToken, SecondFactorReset, SecondFactorResetState
 from governance.roles import ADMIN, LEGAL, PRIVACY, ROLE_LABELS, roles_of
 from governance.trail import record_event
@@ -578,8 +579,6 @@ def justification_response(request, obj, *, what: str, status: int = 200):
     """
     if justification_for(request, obj) is not None:
         return None
-    from governance.mfa_views import JustificationForm  # the form lives with the views that post it
-
     return render(request, "governance/mfa/justify.html", {
         "what": what, "form": JustificationForm(), "ticket": justification_ticket(request, obj, what, request.get_full_path()),
         "min_chars": justification_min_chars(), "minutes": settings.PROVENANT_JUSTIFICATION_SECONDS // 60,

@@ -21,6 +21,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views import View
 
 from governance import mfa
+from governance.forms import JustificationForm
 from governance.models import SecondFactorReset, SecondFactorResetState
 from governance.roles import ROLE_LABELS, ROLES, roles_of
 from governance.user_views import AdminOnlyMixin
@@ -36,11 +37,6 @@ class EnrolmentCodeForm(forms.Form):
     code = forms.CharField(max_length=10, label="Code from the app", strip=True,
                            widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
                            help_text="After scanning, the app shows six digits that change every 30 seconds: type the current ones.")
-
-
-class JustificationForm(forms.Form):
-    justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
-                                    help_text="Why you need to see it: a case, a ticket, the check you are doing. Kept in the audit trail.")
 
 
 class ResetForm(forms.Form):

@@ -15,6 +15,11 @@ rendered on the real path too and must record nothing. Paths are written out, no
 URL names, so that moving a view between apps does not change what is walked.
 `test_every_route_is_walked` fails when a route (or a method of one) is in neither table.
 
+The gateway's rows (`who="consumer"`) call /v1/ as an application does: its consumer key as a bearer
+token, a JSON body, no session, against a fake OpenAI-compatible backend (tests/serving/conftest.py).
+The gateway never lets a logging failure turn an answer into an error, so those rows also check
+that the call was logged.
+
 Nothing reaches a Celery broker (`enqueued`): on the real path `on_commit` fires, and the broker
 configured at import is the checkout's `var/`, where a running demo's worker would take the job.
 """
