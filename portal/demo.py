@@ -237,7 +237,7 @@ DEMO_BASE_MODEL = "SmolLM2-135M-Instruct"
 # leaves about 115 non-members, enough for TPR at 1% FPR (100), and about 215 to train on.
 DEMO_SETTINGS = {
     "training": {"epochs": 1, "batch_size": 16, "max_length": 64, "learning_rate": 2e-3, "lora_r": 8, "lora_alpha": 16,
-                 "target_epsilon": 8.0, "accountant": "prv", "max_grad_norm": 1.0},
+                 "target_epsilon": 4.0, "accountant": "prv", "max_grad_norm": 1.0},
     "canaries": {"count": 3, "repetitions": 1, "length": 6},
     "holdout_fraction": 0.35,
     "audit": {"candidates": 1000, "mia_sample": 100, "extraction_sample": 12, "samples_per_prompt": 2, "max_new_tokens": 32,
