@@ -13,22 +13,20 @@ verify page):
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import io
 import json
-import uuid
-import zipfile
 from dataclasses import dataclass
 
 from django.db.models import Q
 from django.template.loader import render_to_string
 
 from audits import verify
-from governance.keys import blob_store, master_key, public_key_fingerprint, public_key_pem, signing_key
+from governance.keys import public_key_fingerprint, public_key_pem, signing_key
 from governance.models import AuditEvent
 from incidents.models import Incident, IncidentPack
 from serving.models import ConsumerKey
+from workflow import evidence as run_packs
+from workflow.evidence import deterministic_zip, event_dict, iso_utc, user_dict
 
 MAX_TRAIL_EVENTS = 5000
 
@@ -58,16 +56,6 @@ class RenderedIncidentPack:
     fingerprint: str
 
 
-def _iso(value) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _user(user) -> dict | None:
-    return None if user is None else {"username": user.username, "name": user.get_full_name() or user.username}
-
-
 def trail_excerpt(incident: Incident) -> tuple[list[AuditEvent], int]:
     """The events about the incident, its alerts, its deployments and their keys, and the release
     decisions of their runs, oldest first (the newest MAX_TRAIL_EVENTS when there are more)."""
@@ -93,13 +81,6 @@ def _release_ids(run_ids) -> list[int]:
     return list(AdapterRelease.objects.filter(run_id__in=run_ids).values_list("pk", flat=True))
 
 
-def _event_dict(event: AuditEvent) -> dict:
-    return {"sequence": event.sequence, "occurred_at": event.occurred_at.astimezone(dt.timezone.utc).isoformat(timespec="microseconds"),
-            "actor_id": event.actor_id, "actor_username": event.actor_username, "action": event.action,
-            "object_type": event.object_type, "object_id": event.object_id, "summary": event.summary, "payload": event.payload,
-            "prev_hash": event.prev_hash, "hash": event.hash}
-
-
 def gather(incident: Incident) -> dict:
     from incidents.actions import impact
 
@@ -109,16 +90,16 @@ def gather(incident: Incident) -> dict:
     return {
         "format": verify.FORMAT,
         "kind": "incident",
-        "created": _iso(created),
+        "created": iso_utc(created),
         "incident": {"id": incident.pk, "title": incident.title, "severity": incident.severity, "state": incident.state,
-                     "description": incident.description, "opened_by": _user(incident.opened_by), "opened_at": _iso(incident.opened_at),
-                     "contained_at": _iso(incident.contained_at), "closed_at": _iso(incident.closed_at),
-                     "closed_by": _user(incident.closed_by), "notification_draft": incident.notification_draft,
+                     "description": incident.description, "opened_by": user_dict(incident.opened_by), "opened_at": iso_utc(incident.opened_at),
+                     "contained_at": iso_utc(incident.contained_at), "closed_at": iso_utc(incident.closed_at),
+                     "closed_by": user_dict(incident.closed_by), "notification_draft": incident.notification_draft,
                      "post_mortem": incident.post_mortem},
-        "alerts": [{"id": a.pk, "kind": a.kind, "severity": a.severity, "summary": a.summary, "created_at": _iso(a.created_at),
+        "alerts": [{"id": a.pk, "kind": a.kind, "severity": a.severity, "summary": a.summary, "created_at": iso_utc(a.created_at),
                     "deployment": a.deployment_id, "details": a.details} for a in incident.alerts.order_by("created_at", "pk")],
         "deployments": [{"id": d.pk, "name": d.name, "run": d.run_id, "state": d.state, "state_reason": d.state_reason,
-                         "keys": [{"prefix": k.prefix, "consumer": k.consumer, "revoked_at": _iso(k.revoked_at)}
+                         "keys": [{"prefix": k.prefix, "consumer": k.consumer, "revoked_at": iso_utc(k.revoked_at)}
                                   for k in d.keys.order_by("pk")]} for d in incident.deployments.order_by("pk")],
         "impact": {"runs": [{"run": r["run"].pk, "subjects": r["subjects"], "trained_records": r["trained_records"]} for r in facts.runs],
                    "datasets": [{"id": d["dataset"].pk, "name": d["dataset"].name, "records": d["records"], "sha256": d["dataset"].sha256,
@@ -126,7 +107,7 @@ def gather(incident: Incident) -> dict:
                    "records": facts.records, "subjects": facts.subjects, "subjects_note": facts.subjects_note,
                    "data_categories": facts.data_categories, "regulations": facts.regulations,
                    "data_subject_categories": facts.data_subject_categories, "sources": facts.sources},
-        "audit_trail": {"events": [_event_dict(e) for e in events], "total": total, "truncated": len(events) < total},
+        "audit_trail": {"events": [event_dict(e) for e in events], "total": total, "truncated": len(events) < total},
     }
 
 
@@ -135,20 +116,6 @@ def _render_pdf(facts: dict, fingerprint: str, pem: str) -> bytes:
 
     html = render_to_string("incidents/pack/report.html", {"f": facts, "fingerprint": fingerprint, "pem": pem})
     return HTML(string=html).write_pdf()
-
-
-def _zip(files: dict[str, bytes], created: str) -> bytes:
-    stamp = dt.datetime.fromisoformat(created.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
-    date_time = (max(stamp.year, 1980), stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in files.items():
-            info = zipfile.ZipInfo(name, date_time=date_time)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            info.create_system = 3
-            archive.writestr(info, data, compresslevel=6)
-    return buffer.getvalue()
 
 
 def render_pack(incident: Incident) -> RenderedIncidentPack:
@@ -171,19 +138,13 @@ def render_pack(incident: Incident) -> RenderedIncidentPack:
     manifest_bytes = verify.canonical_json(manifest).encode("utf-8")
     signature_hex = signing_key().sign(manifest_bytes).hex()
     everything = {**files, verify.MANIFEST: manifest_bytes, verify.SIGNATURE: (signature_hex + "\n").encode("ascii")}
-    return RenderedIncidentPack(zip_bytes=_zip(everything, facts["created"]), manifest=manifest, signature_hex=signature_hex,
+    return RenderedIncidentPack(zip_bytes=deterministic_zip(everything, facts["created"]), manifest=manifest, signature_hex=signature_hex,
                                 fingerprint=fingerprint)
 
 
 def store_zip(data: bytes) -> tuple[str, bytes]:
-    blob_id = str(uuid.uuid4())
-    key, wrapped = master_key().new_data_key(IncidentPack.key_context(blob_id))
-    with blob_store().writing(blob_id) as destination, key.encrypting(destination) as stream:
-        stream.write(data)
-    return blob_id, wrapped
+    return run_packs.store_zip(data, IncidentPack.key_context)
 
 
 def read_pack_bytes(pack: IncidentPack) -> bytes:
-    key = master_key().unwrap(pack.wrapped_key, IncidentPack.key_context(pack.blob_id))
-    with blob_store().open(pack.blob_id) as ciphertext, key.decrypting(ciphertext) as plaintext:
-        return plaintext.read()
+    return run_packs.read_pack_bytes(pack)

@@ -87,7 +87,7 @@ class RenderedPack:
 # --------------------------------------------------------------------------- gathering
 
 
-def _iso(value) -> str | None:
+def iso_utc(value) -> str | None:
     if value is None:
         return None
     if isinstance(value, dt.datetime):
@@ -102,7 +102,7 @@ def _label(choices, value) -> str:
         return str(value)
 
 
-def _user(user) -> dict | None:
+def user_dict(user) -> dict | None:
     if user is None:
         return None
     full = user.get_full_name() if hasattr(user, "get_full_name") else ""
@@ -141,7 +141,7 @@ def _trail(run: TrainingRun, request, audits, releases, card, datasets) -> tuple
     return sorted(decisions + newest, key=lambda e: e.sequence), about.count()
 
 
-def _event_dict(event: AuditEvent) -> dict:
+def event_dict(event: AuditEvent) -> dict:
     return {"sequence": event.sequence, "occurred_at": event.occurred_at.astimezone(dt.timezone.utc).isoformat(timespec="microseconds"),
             "actor_id": event.actor_id, "actor_username": event.actor_username, "action": event.action,
             "object_type": event.object_type, "object_id": event.object_id, "summary": event.summary, "payload": event.payload,
@@ -150,13 +150,13 @@ def _event_dict(event: AuditEvent) -> dict:
 
 def _dpa_dict(dpa: DataProcessingAgreement, day: dt.date) -> dict:
     return {
-        "id": dpa.pk, "title": dpa.title, "version": dpa.version, "signed_on": _iso(dpa.signed_on), "effective_from": _iso(dpa.effective_from),
-        "expires_on": _iso(dpa.expires_on), "terminated_on": _iso(dpa.terminated_on), "processing_regions": dpa.processing_regions,
+        "id": dpa.pk, "title": dpa.title, "version": dpa.version, "signed_on": iso_utc(dpa.signed_on), "effective_from": iso_utc(dpa.effective_from),
+        "expires_on": iso_utc(dpa.expires_on), "terminated_on": iso_utc(dpa.terminated_on), "processing_regions": dpa.processing_regions,
         "international_transfers": dpa.international_transfers, "security_measures": dpa.security_measures,
         "subprocessors": dpa.subprocessors, "no_retention_of_training_data": dpa.no_retention_of_training_data,
         "no_training_on_customer_data": dpa.no_training_on_customer_data, "breach_notification_hours": dpa.breach_notification_hours,
         "audit_rights": dpa.audit_rights, "required_attestations": [_label(AttestationKind, k) for k in dpa.required_attestations],
-        "document_sha256": dpa.document_sha256, "checked_on": _iso(day), "lapses": dpa.lapses_on(day), "in_force": dpa.in_force_on(day),
+        "document_sha256": dpa.document_sha256, "checked_on": iso_utc(day), "lapses": dpa.lapses_on(day), "in_force": dpa.in_force_on(day),
     }
 
 
@@ -180,9 +180,9 @@ def gather(run: TrainingRun, audit: AdapterAudit) -> dict:
     approvals = []
     if request is not None:
         request_facts = {
-            "id": request.pk, "title": request.title, "requester": _user(request.requester), "state": _label(RequestState, request.state),
+            "id": request.pk, "title": request.title, "requester": user_dict(request.requester), "state": _label(RequestState, request.state),
             "intended_use": request.intended_use, "out_of_scope": request.out_of_scope, "content_hash": request.content_hash,
-            "submitted_at": _iso(request.submitted_at), "decided_at": _iso(request.decided_at),
+            "submitted_at": iso_utc(request.submitted_at), "decided_at": iso_utc(request.decided_at),
             "base_model": request.base_model.name, "compute_target": str(request.compute_target),
             "threat_model": {"leak_definition": request.leak_definition,
                              "adversaries": [_label(Adversary, a) for a in request.adversaries],
@@ -191,9 +191,9 @@ def gather(run: TrainingRun, audit: AdapterAudit) -> dict:
             "required_approvals": request.required_approvals(),
         }
         for a in Approval.objects.filter(request=request).select_related("approver").order_by("created_at", "pk"):
-            approvals.append({"approver": _user(a.approver), "role": a.get_role_display(), "decision": a.get_decision_display(),
-                              "at": _iso(a.created_at), "content_hash": a.content_hash, "comment": a.comment, "conditions": a.conditions,
-                              "voided_at": _iso(a.voided_at), "void_reason": a.void_reason,
+            approvals.append({"approver": user_dict(a.approver), "role": a.get_role_display(), "decision": a.get_decision_display(),
+                              "at": iso_utc(a.created_at), "content_hash": a.content_hash, "comment": a.comment, "conditions": a.conditions,
+                              "voided_at": iso_utc(a.voided_at), "void_reason": a.void_reason,
                               "binds_to_submitted_version": a.content_hash == request.content_hash})
     findings = list(request.findings) if request is not None else []
 
@@ -204,10 +204,10 @@ def gather(run: TrainingRun, audit: AdapterAudit) -> dict:
         for c in d.data_classes.all():
             classes[c.pk] = c
         dataset_facts.append({
-            "id": d.pk, "name": d.name, "owner": _user(d.owner), "sha256": d.sha256, "size_bytes": d.size_bytes,
+            "id": d.pk, "name": d.name, "owner": user_dict(d.owner), "sha256": d.sha256, "size_bytes": d.size_bytes,
             "records": d.record_count, "lawful_basis": _label(LawfulBasis, d.lawful_basis), "source": d.source,
             "segment": d.get_segment_display(), "state": d.get_state_display(), "file_format": d.file_format,
-            "data_classes": [c.name for c in d.data_classes.all()], "uploaded_at": _iso(d.created_at),
+            "data_classes": [c.name for c in d.data_classes.all()], "uploaded_at": iso_utc(d.created_at),
         })
     class_facts = [{
         "id": c.pk, "name": c.name, "tier": _label(Tier, c.tier), "categories": [_label(DataCategory, x) for x in c.categories],
@@ -230,8 +230,8 @@ def gather(run: TrainingRun, audit: AdapterAudit) -> dict:
                                     "services": processor.services}
             dpas = [target.dpa] if target.dpa else list(DataProcessingAgreement.objects.filter(processor=processor).order_by("-version"))
             compute["dpas"] = [_dpa_dict(x, day) for x in dpas]
-            compute["attestations"] = [{"kind": a.get_kind_display(), "issued_by": a.issued_by, "issued_on": _iso(a.issued_on),
-                                        "expires_on": _iso(a.expires_on), "reference": a.reference, "valid": a.valid_on(day)}
+            compute["attestations"] = [{"kind": a.get_kind_display(), "issued_by": a.issued_by, "issued_on": iso_utc(a.issued_on),
+                                        "expires_on": iso_utc(a.expires_on), "reference": a.reference, "valid": a.valid_on(day)}
                                        for a in Attestation.objects.filter(processor=processor).order_by("kind", "-expires_on", "pk")]
 
     # Training and accounting.
@@ -241,8 +241,8 @@ def gather(run: TrainingRun, audit: AdapterAudit) -> dict:
     training_config = (run.config or {}).get("training", {})
     training = {
         "config": run.config, "result": result, "target_epsilon": training_config.get("target_epsilon"),
-        "dp": training_config.get("dp", True), "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
-        "purged_at": _iso(run.purged_at), "purge_report": run.purge_report, "state": run.get_state_display(),
+        "dp": training_config.get("dp", True), "started_at": iso_utc(run.started_at), "finished_at": iso_utc(run.finished_at),
+        "purged_at": iso_utc(run.purged_at), "purge_report": run.purge_report, "state": run.get_state_display(),
         "records": (run.manifest or {}).get("records", {}), "libraries": (run.manifest or {}).get("libraries", {}),
         "class_max_epsilon": min([c.max_epsilon for c in classes.values() if c.max_epsilon is not None], default=None),
     }
@@ -251,7 +251,7 @@ def gather(run: TrainingRun, audit: AdapterAudit) -> dict:
     card_facts = None
     if card is not None:
         card_facts = {"state": card.get_state_display(), "approved": card.state == "approved", "content_hash": card.content_hash,
-                      "computed_hash": card.compute_content_hash(), "approved_by": _user(card.approved_by), "approved_at": _iso(card.approved_at),
+                      "computed_hash": card.compute_content_hash(), "approved_by": user_dict(card.approved_by), "approved_at": iso_utc(card.approved_at),
                       "sections": [{"key": k, "title": t, "text": card.sections.get(k, "")} for k, t in MODEL_CARD_SECTIONS],
                       "facts": card.facts}
 
@@ -260,8 +260,8 @@ def gather(run: TrainingRun, audit: AdapterAudit) -> dict:
         "audit_outcome": audit.outcome, "audit_passed": audit.passed,
         "failed_checks": [c.get("label", c.get("code")) for c in audit.failed_checks],
         "untested_checks": [c.get("label", c.get("code")) for c in audit.untested_checks],
-        "release": ({"decision": latest_release.get_decision_display(), "by": _user(latest_release.decided_by),
-                     "at": _iso(latest_release.decided_at), "override": latest_release.override,
+        "release": ({"decision": latest_release.get_decision_display(), "by": user_dict(latest_release.decided_by),
+                     "at": iso_utc(latest_release.decided_at), "override": latest_release.override,
                      "justification": latest_release.justification, "audit": latest_release.audit_id} if latest_release else None),
         "epsilon": epsilon, "target_epsilon": training["target_epsilon"], "class_max_epsilon": training["class_max_epsilon"],
         "epsilon_within_class_limit": (epsilon is None or training["class_max_epsilon"] is None or epsilon <= training["class_max_epsilon"]),
@@ -275,8 +275,8 @@ def gather(run: TrainingRun, audit: AdapterAudit) -> dict:
 
     return {
         "format": FORMAT,
-        "created": _iso(as_of),
-        "run": {"id": run.pk, "job_id": str(run.job_id), "created_by": _user(run.created_by), "created_at": _iso(run.created_at),
+        "created": iso_utc(as_of),
+        "run": {"id": run.pk, "job_id": str(run.job_id), "created_by": user_dict(run.created_by), "created_at": iso_utc(run.created_at),
                 "base_model": {"name": run.base_model.name, "architecture": run.base_model.architecture,
                                "parameters": run.base_model.parameter_count, "licence": run.base_model.licence,
                                "weights": run.base_model.weight_hashes}},
@@ -289,20 +289,20 @@ def gather(run: TrainingRun, audit: AdapterAudit) -> dict:
         "compute": compute,
         "redaction": run.redaction_report or {},
         "training": training,
-        "audit": {"id": audit.pk, "requested_by": _user(audit.requested_by), "created_at": _iso(audit.created_at),
-                  "finished_at": _iso(audit.finished_at), "outcome": audit.outcome, "passed": audit.passed, "verdict": audit.verdict,
+        "audit": {"id": audit.pk, "requested_by": user_dict(audit.requested_by), "created_at": iso_utc(audit.created_at),
+                  "finished_at": iso_utc(audit.finished_at), "outcome": audit.outcome, "passed": audit.passed, "verdict": audit.verdict,
                   "thresholds": audit.thresholds,
                   "report": audit.report, "config": audit.config, "charts": sorted(audit.charts)},
         "other_audits": [{"id": a.pk, "state": a.get_state_display(), "outcome": a.get_outcome_display() if a.outcome else None,
-                          "passed": a.passed, "finished_at": _iso(a.finished_at)}
+                          "passed": a.passed, "finished_at": iso_utc(a.finished_at)}
                          for a in audits if a.pk != audit.pk],
-        "releases": [{"decision": r.get_decision_display(), "by": _user(r.decided_by), "at": _iso(r.decided_at), "override": r.override,
+        "releases": [{"decision": r.get_decision_display(), "by": user_dict(r.decided_by), "at": iso_utc(r.decided_at), "override": r.override,
                       "justification": r.justification, "audit": r.audit_id} for r in releases],
         "model_card": card_facts,
         "artifacts": [{"kind": a.get_kind_display(), "name": a.name, "sha256": a.sha256, "size_bytes": a.size_bytes,
-                       "deleted_at": _iso(a.deleted_at)} for a in artifacts if a.kind != ArtifactKind.CHECKPOINT],
+                       "deleted_at": iso_utc(a.deleted_at)} for a in artifacts if a.kind != ArtifactKind.CHECKPOINT],
         "training_data_sha256": ((run.manifest or {}).get("hashes") or {}).get("training_data_sha256"),
-        "audit_trail": {"events": [_event_dict(e) for e in events], "truncated": len(events) < events_about_run,
+        "audit_trail": {"events": [event_dict(e) for e in events], "truncated": len(events) < events_about_run,
                         "total": events_about_run, "omitted": events_about_run - len(events)},
         "_charts": {  # not in results.json: the SVGs, for the PDF
             **{f"audit:{name}": svg for name, svg in sorted(audit.charts.items())},
@@ -311,7 +311,7 @@ def gather(run: TrainingRun, audit: AdapterAudit) -> dict:
     }
 
 
-def _zip(files: dict[str, bytes], created: str) -> bytes:
+def deterministic_zip(files: dict[str, bytes], created: str) -> bytes:
     stamp = dt.datetime.fromisoformat(created.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
     date_time = (max(stamp.year, 1980), stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second)
     buffer = io.BytesIO()
@@ -345,33 +345,34 @@ def render_pack(run: TrainingRun, audit: AdapterAudit) -> RenderedPack:
     manifest_bytes = verify.canonical_json(manifest).encode("utf-8")
     signature_hex = signing_key().sign(manifest_bytes).hex()
     everything = {**files, verify.MANIFEST: manifest_bytes, verify.SIGNATURE: (signature_hex + "\n").encode("ascii")}
-    return RenderedPack(zip_bytes=_zip(everything, facts["created"]), manifest=manifest, manifest_bytes=manifest_bytes,
+    return RenderedPack(zip_bytes=deterministic_zip(everything, facts["created"]), manifest=manifest, manifest_bytes=manifest_bytes,
                         signature_hex=signature_hex, fingerprint=fingerprint, pages=pages, files=everything)
 
 
 # --------------------------------------------------------------------------- storage
 
 
-def store_zip(data: bytes) -> tuple[str, bytes]:
-    """Encrypt the zip under its own data key, as run artifacts are; return (blob id, wrapped key)."""
+def store_zip(data: bytes, key_context=EvidencePack.key_context) -> tuple[str, bytes]:
+    """Encrypt a pack's zip under its own data key, as run artifacts are; return (blob id, wrapped
+    key). `key_context`: the pack model's (run packs by default; incident packs pass theirs)."""
     import uuid
 
     blob_id = str(uuid.uuid4())
-    key, wrapped = master_key().new_data_key(EvidencePack.key_context(blob_id))
+    key, wrapped = master_key().new_data_key(key_context(blob_id))
     with blob_store().writing(blob_id) as destination, key.encrypting(destination) as stream:
         stream.write(data)
     return blob_id, wrapped
 
 
-def iter_pack_bytes(pack: EvidencePack, chunk_size: int = 1 << 20):
-    """The decrypted zip, in chunks (for streaming a download)."""
-    key = master_key().unwrap(pack.wrapped_key, EvidencePack.key_context(pack.blob_id))
+def iter_pack_bytes(pack, chunk_size: int = 1 << 20):
+    """The decrypted zip of a pack (a run's or an incident's), in chunks (for streaming a download)."""
+    key = master_key().unwrap(pack.wrapped_key, type(pack).key_context(pack.blob_id))
     with blob_store().open(pack.blob_id) as ciphertext, key.decrypting(ciphertext) as plaintext:
         while chunk := plaintext.read(chunk_size):
             yield chunk
 
 
-def read_pack_bytes(pack: EvidencePack) -> bytes:
+def read_pack_bytes(pack) -> bytes:
     return b"".join(iter_pack_bytes(pack))
 
 
