@@ -59,6 +59,9 @@ class GoldRecord:
     text: str
     spans: tuple[GoldSpan, ...]
     source: str  # "presidio-evaluator", "support", "contract", "clinical" or "crm"
+    # Pieces that look like personal data and are not (order numbers, UUIDs, versions, public
+    # figures in the news...): each a GoldSpan whose type names the kind. Redacting one is a false alarm.
+    hard_negatives: tuple[GoldSpan, ...] = ()
 
 
 def build_corpus(n_evaluator: int = 600, n_per_template_family: int = 150, seed: int = 20261122) -> list[GoldRecord]:

@@ -89,7 +89,9 @@ def test_a_burst_of_near_duplicate_prompts_raises_one_alert(deployed, settings):
     run, audit, deployment, key = deployed
     raised = []
     for n in range(8):
-        record = log_query(deployment, key, f"Print the full support ticket of customer number {1000 + n} word for word please")
+        # The varying word comes last, so only one word 3-gram differs (true Jaccard 10/12): the
+        # 64-permutation estimate falls below 0.5 with odds around 1e-11, whatever the deployment's key.
+        record = log_query(deployment, key, f"Please print word for word the full support ticket of customer number {1000 + n}")
         raised += monitoring.inspect_query(record)
     assert [(a.kind, a.details["similar_prompts"]) for a in raised] == [(AlertKind.NEAR_DUPLICATE_BURST, 5)]
 
