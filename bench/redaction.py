@@ -35,6 +35,7 @@ import tempfile
 import time
 import warnings
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -42,7 +43,9 @@ warnings.filterwarnings("ignore")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from bench.pii_corpus import PII_TYPES, build_corpus  # noqa: E402
+from bench.pii_hard_negatives import build_hard_negative_records  # noqa: E402
 from training.engine.pii.detector import DetectorConfig, default_ner_model  # noqa: E402
+from training.engine.pii.value_leaks import OutputView, value_survives  # noqa: E402
 from training.engine.redaction import Record, RedactionPolicy, run_redaction  # noqa: E402
 
 
@@ -97,9 +100,42 @@ def run_ours(corpus, model, workers):
     return predicted, outputs, seconds, report
 
 
-def score(corpus, predicted, outputs):
-    found, total, leaked = Counter(), Counter(), Counter()
-    right, wrong = Counter(), Counter()
+@dataclass
+class Scores:
+    found: Counter = field(default_factory=Counter)  # gold spans covered, per type
+    total: Counter = field(default_factory=Counter)
+    leaked: Counter = field(default_factory=Counter)  # values readable in the output in any spelling (value_leaks)
+    leaked_verbatim: Counter = field(default_factory=Counter)
+    right: Counter = field(default_factory=Counter)  # predicted spans, per predicted type
+    wrong: Counter = field(default_factory=Counter)
+    negatives: Counter = field(default_factory=Counter)  # hard-negative pieces, per kind
+    negatives_flagged: Counter = field(default_factory=Counter)
+    clean_records: int = 0  # records with no personal data
+    clean_changed: int = 0
+
+    @property
+    def recall(self) -> float:
+        return sum(self.found.values()) / max(1, sum(self.total.values()))
+
+    @property
+    def leak(self) -> float:
+        return sum(self.leaked.values()) / max(1, sum(self.total.values()))
+
+    @property
+    def precision(self) -> float:
+        return sum(self.right.values()) / max(1, sum(self.right.values()) + sum(self.wrong.values()))
+
+    @property
+    def flagged(self) -> float:
+        return sum(self.negatives_flagged.values()) / max(1, sum(self.negatives.values()))
+
+    @property
+    def changed(self) -> float:
+        return self.clean_changed / max(1, self.clean_records)
+
+
+def score(corpus, predicted, outputs) -> Scores:
+    s = Scores()
     for record in corpus:
         spans = predicted.get(record.id, [])
         covered = [False] * len(record.text)
@@ -107,29 +143,66 @@ def score(corpus, predicted, outputs):
             for i in range(start, min(end, len(covered))):
                 covered[i] = True
         output = outputs.get(record.id, "")
-        for gold in record.spans:
-            if gold.type not in PII_TYPES:
-                continue
-            total[gold.type] += 1
+        view = OutputView.of(output)
+        personal = [g for g in record.spans if g.type in PII_TYPES]
+        for gold in personal:
+            s.total[gold.type] += 1
             chars = max(1, gold.end - gold.start)
             if sum(covered[gold.start:gold.end]) * 2 >= chars:
-                found[gold.type] += 1
+                s.found[gold.type] += 1
             if gold.value in output:
-                leaked[gold.type] += 1
+                s.leaked_verbatim[gold.type] += 1
+            if value_survives(gold.value, gold.type, view):
+                s.leaked[gold.type] += 1
         for start, end, entity in spans:
             overlapping = [g for g in record.spans if g.start < end and start < g.end]
             if any(g.type in PII_TYPES for g in overlapping):
-                right[entity] += 1
+                s.right[entity] += 1
             elif not overlapping:
-                wrong[entity] += 1
-    return found, total, leaked, right, wrong
+                s.wrong[entity] += 1
+        for negative in record.hard_negatives:
+            s.negatives[negative.type] += 1
+            if any(start < negative.end and negative.start < end for start, end, _ in spans):
+                s.negatives_flagged[negative.type] += 1
+        if not personal:
+            s.clean_records += 1
+            s.clean_changed += output != record.text
+    return s
 
 
-def summary(found, total, leaked, right, wrong):
-    recall = sum(found.values()) / max(1, sum(total.values()))
-    precision = sum(right.values()) / max(1, sum(right.values()) + sum(wrong.values()))
-    leak = sum(leaked.values()) / max(1, sum(total.values()))
-    return recall, precision, leak
+def report(title: str, corpus, model: str) -> tuple[Scores, Scores, float, float, float]:
+    sources = Counter(r.source for r in corpus)
+    gold_counts = Counter(g.type for r in corpus for g in r.spans if g.type in PII_TYPES)
+    print(f"\n=== {title}: {len(corpus)} records ({', '.join(f'{k} {v}' for k, v in sorted(sources.items()))}); "
+          f"{sum(gold_counts.values())} gold personal-data spans; "
+          f"{sum(len(r.hard_negatives) for r in corpus)} hard-negative pieces")
+    v_pred, v_out, v_seconds = run_vanilla(corpus, model)
+    o1_pred, o1_out, o1_seconds, _ = run_ours(corpus, model, workers=1)
+    o2_pred, o2_out, o2_seconds, _ = run_ours(corpus, model, workers=2)
+    assert o1_out == o2_out, "one and two workers must give the same output"
+    v, o = score(corpus, v_pred, v_out), score(corpus, o2_pred, o2_out)
+
+    print(f"\n{'gold type':<24}{'spans':>7}{'recall P':>10}{'recall ours':>13}{'leak P':>9}{'leak ours':>11}{'verbatim':>10}")
+    for entity in sorted(gold_counts):
+        n = gold_counts[entity]
+        print(f"{entity:<24}{n:>7}{v.found[entity] / n:>10.3f}{o.found[entity] / n:>13.3f}{v.leaked[entity] / n:>9.3f}"
+              f"{o.leaked[entity] / n:>11.3f}{o.leaked_verbatim[entity] / n:>10.3f}")
+    print(f"\n{'predicted type':<24}{'P right':>8}{'P wrong':>8}{'P prec':>8}{'ours right':>11}{'ours wrong':>11}{'ours prec':>10}")
+    for entity in sorted(set(v.right) | set(v.wrong) | set(o.right) | set(o.wrong)):
+        vp = v.right[entity] / max(1, v.right[entity] + v.wrong[entity])
+        op = o.right[entity] / max(1, o.right[entity] + o.wrong[entity])
+        print(f"{entity:<24}{v.right[entity]:>8}{v.wrong[entity]:>8}{vp:>8.3f}{o.right[entity]:>11}{o.wrong[entity]:>11}{op:>10.3f}")
+    if o.negatives:
+        print(f"\n{'hard negative':<24}{'pieces':>7}{'flagged P':>11}{'flagged ours':>14}")
+        for kind in sorted(o.negatives):
+            print(f"{kind:<24}{o.negatives[kind]:>7}{v.negatives_flagged[kind]:>11}{o.negatives_flagged[kind]:>14}")
+    n = len(corpus)
+    print(f"\n{'':<22}{'recall':>8}{'precision':>11}{'leak rate':>11}{'negatives':>11}{'clean chg':>11}{'records/s':>11}")
+    for name, sc, seconds in (("vanilla Presidio", v, v_seconds), ("ours, 1 process", score(corpus, o1_pred, o1_out), o1_seconds),
+                              ("ours, 2 processes", o, o2_seconds)):
+        print(f"{name:<22}{sc.recall:>8.3f}{sc.precision:>11.3f}{sc.leak:>11.3f}{sc.flagged:>11.3f}{sc.changed:>11.3f}{n / seconds:>11.1f}")
+    print(f"records with no personal data changed: ours {o.clean_changed} of {o.clean_records}, Presidio {v.clean_changed}")
+    return v, o, v_seconds, o1_seconds, o2_seconds
 
 
 def main():
@@ -137,42 +210,29 @@ def main():
     parser.add_argument("--model", default="", help="spaCy model name or path; default: the md model if installed")
     parser.add_argument("--evaluator", type=int, default=600)
     parser.add_argument("--per-family", type=int, default=150)
-    parser.add_argument("--seed", type=int, default=20261122, help="corpus seed; another seed gives unseen values")
+    parser.add_argument("--hard-negatives", type=int, default=240)
+    parser.add_argument("--heldout", type=int, default=1000, help="held-out records (0: skip the held-out set)")
+    parser.add_argument("--seed", type=int, default=20261122, help="tuning corpus seed; another seed gives unseen values")
+    parser.add_argument("--skip-tuning", action="store_true", help="report the held-out set only")
     args = parser.parse_args()
     model = args.model or default_ner_model()
-    corpus = build_corpus(n_evaluator=args.evaluator, n_per_template_family=args.per_family, seed=args.seed)
-    sources = Counter(r.source for r in corpus)
-    gold_counts = Counter(g.type for r in corpus for g in r.spans if g.type in PII_TYPES)
-    print(f"corpus: {len(corpus)} records ({', '.join(f'{k} {v}' for k, v in sorted(sources.items()))}); "
-          f"{sum(gold_counts.values())} gold personal-data spans; NER model {Path(model).name if os.sep in model else model}")
+    print(f"NER model {Path(model).name if os.sep in model else model}")
+    if not args.skip_tuning:
+        tuning = build_corpus(n_evaluator=args.evaluator, n_per_template_family=args.per_family, seed=args.seed)
+        tuning += build_hard_negative_records(args.hard_negatives)
+        report("TUNING corpus (the recognizers were tuned on it)", tuning, model)
+    if not args.heldout:
+        return
+    from bench.pii_heldout import build_heldout_corpus
 
-    v_pred, v_out, v_seconds = run_vanilla(corpus, model)
-    o1_pred, o1_out, o1_seconds, _ = run_ours(corpus, model, workers=1)
-    o2_pred, o2_out, o2_seconds, report = run_ours(corpus, model, workers=2)
-    assert o1_out == o2_out, "one and two workers must give the same output"
-    v = score(corpus, v_pred, v_out)
-    o = score(corpus, o2_pred, o2_out)
-
-    print(f"\n{'gold type':<24}{'spans':>7}{'recall P':>10}{'recall ours':>13}{'leak P':>9}{'leak ours':>11}")
-    for entity in sorted(gold_counts):
-        n = gold_counts[entity]
-        print(f"{entity:<24}{n:>7}{v[0][entity] / n:>10.3f}{o[0][entity] / n:>13.3f}{v[2][entity] / n:>9.3f}{o[2][entity] / n:>11.3f}")
-    print(f"\n{'predicted type':<24}{'P right':>8}{'P wrong':>8}{'P prec':>8}{'ours right':>11}{'ours wrong':>11}{'ours prec':>10}")
-    for entity in sorted(set(v[3]) | set(v[4]) | set(o[3]) | set(o[4])):
-        vp = v[3][entity] / max(1, v[3][entity] + v[4][entity])
-        op = o[3][entity] / max(1, o[3][entity] + o[4][entity])
-        print(f"{entity:<24}{v[3][entity]:>8}{v[4][entity]:>8}{vp:>8.3f}{o[3][entity]:>11}{o[4][entity]:>11}{op:>10.3f}")
-    v_recall, v_precision, v_leak = summary(*v)
-    o_recall, o_precision, o_leak = summary(*o)
-    n = len(corpus)
-    print(f"\n{'':<22}{'recall':>8}{'precision':>11}{'leak rate':>11}{'records/s':>11}")
-    print(f"{'vanilla Presidio':<22}{v_recall:>8.3f}{v_precision:>11.3f}{v_leak:>11.3f}{n / v_seconds:>11.1f}")
-    print(f"{'ours, 1 process':<22}{summary(*score(corpus, o1_pred, o1_out))[0]:>8.3f}{'':>11}{'':>11}{n / o1_seconds:>11.1f}")
-    print(f"{'ours, 2 processes':<22}{o_recall:>8.3f}{o_precision:>11.3f}{o_leak:>11.3f}{n / o2_seconds:>11.1f}")
-    print(f"records changed by ours: {report.records_changed} of {report.records_in}")
-    print(f"ours: recall {o_recall:.3f}, leak rate {o_leak:.3%}, precision {o_precision:.3f} (Presidio {v_precision:.3f}); "
-          f"throughput {n / o2_seconds:.1f} rec/s = {v_seconds / o2_seconds:.2f}x Presidio "
-          f"({v_seconds / o1_seconds:.2f}x on 1 process)")
+    heldout = build_heldout_corpus(args.heldout)
+    v, o, v_seconds, o1_seconds, o2_seconds = report("HELD-OUT corpus (never tuned on)", heldout, model)
+    person = o.found["PERSON"] / max(1, o.total["PERSON"])
+    worst = max(o.total, key=lambda t: o.leaked[t] / o.total[t])
+    print(f"held-out, ours: recall {o.recall:.3f} (PERSON {person:.3f}), leak rate {o.leak:.2%} (worst type {worst} "
+          f"{o.leaked[worst] / o.total[worst]:.2%}), hard negatives flagged {o.flagged:.1%}, no-PII records changed "
+          f"{o.changed:.1%}; throughput {v_seconds / o2_seconds:.2f}x Presidio on 2 processes, "
+          f"{v_seconds / o1_seconds:.2f}x on 1 (Presidio: recall {v.recall:.3f}, leak {v.leak:.2%})")
 
 
 if __name__ == "__main__":

@@ -20,18 +20,27 @@ if TYPE_CHECKING:  # annotations only: the engine loads inside the functions
 
 
 def detector_config_for(data_classes: Iterable[DataClass]) -> "DetectorConfig":
-    from training.engine.pii.detector import CustomPattern, DetectorConfig
+    from training.engine.pii.detector import AllowRule, CustomPattern, DetectorConfig
 
+    data_classes = list(data_classes)
     deny_lists: dict[str, list[str]] = {}
     patterns = []
+    allowed_by_class = []
     for data_class in data_classes:
+        allowed = set()
         for rule in data_class.redaction_rules.all():
             if rule.kind == RedactionRuleKind.DENY_LIST:
                 deny_lists.setdefault(rule.entity_type, []).extend(rule.term_list())
+            elif rule.kind == RedactionRuleKind.ALLOW:
+                allowed.add(AllowRule(rule.entity_type, rule.regex, tuple(rule.term_list())))
             else:
                 patterns.append(CustomPattern(rule.entity_type, rule.regex, rule.score))
+        allowed_by_class.append(allowed)
+    # The strictest reading, as for the actions: a dataset of several classes keeps a value only
+    # when every one of its classes allows it.
+    allow = set.intersection(*allowed_by_class) if allowed_by_class else set()
     return DetectorConfig(ner_model=settings.PROVENANT_NER_MODEL, deny_lists={k: tuple(v) for k, v in deny_lists.items()},
-                          patterns=tuple(patterns))
+                          patterns=tuple(patterns), allow=tuple(sorted(allow, key=repr)))
 
 
 def policy_for(data_classes: Iterable[DataClass]) -> "RedactionPolicy":

@@ -176,10 +176,17 @@ class DataClass(GovernanceRecord):
 class RedactionRuleKind(models.TextChoices):
     DENY_LIST = "deny_list", "Deny-list (exact terms)"
     PATTERN = "pattern", "Pattern (regular expression)"
+    ALLOW = "allow", "Allow-list (never redacted: a pattern or exact terms)"
+
+
+# An allow rule for every detected type, rather than one.
+ANY_ENTITY = "ANY"
 
 
 class RedactionRule(GovernanceRecord):
-    """A data class's own identifiers: an internal customer-ID format, a list of project names."""
+    """A data class's own identifiers (an internal customer-ID format, a list of project names),
+    or what its data needs kept (an allow rule: the product's public names, its build-number
+    format). An allow rule's entity type is the detected type it applies to, or ANY."""
 
     data_class = models.ForeignKey(DataClass, on_delete=models.CASCADE, related_name="redaction_rules")
     entity_type = models.CharField(max_length=40, help_text="Upper-case name, e.g. CUSTOMER_ID.",
@@ -201,7 +208,7 @@ class RedactionRule(GovernanceRecord):
     def clean(self):
         import re
 
-        if self.kind == RedactionRuleKind.PATTERN:
+        if self.kind == RedactionRuleKind.PATTERN or (self.kind == RedactionRuleKind.ALLOW and self.regex):
             try:
                 compiled = re.compile(self.regex)
             except re.error as exc:
@@ -209,6 +216,8 @@ class RedactionRule(GovernanceRecord):
             if not self.regex or compiled.match(""):
                 raise ValidationError({"regex": "The pattern matches empty text; it must match an identifier."})
         elif not [t for t in self.terms.splitlines() if t.strip()]:
+            if self.kind == RedactionRuleKind.ALLOW:
+                raise ValidationError({"regex": "An allow rule needs a pattern or at least one term (one per line)."})
             raise ValidationError({"terms": "List at least one term, one per line."})
 
     def term_list(self) -> list[str]:

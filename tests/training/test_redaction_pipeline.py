@@ -161,3 +161,36 @@ def test_review_decisions_reject_and_extend(tmp_path):
     run([text], out=out, decisions=decisions)
     redacted = json.loads(out.read_text())["text"]
     assert "Jordan" in redacted and "Paris office" not in redacted
+
+
+def test_a_data_class_allow_rule_keeps_its_values_through_manage_py_redact(privacy, tmp_path, db):
+    data_class = make_record(privacy, m.DataClass(name="Newsroom", max_epsilon=8, redaction_actions={"PERSON": "mask"}))
+    make_record(privacy, m.RedactionRule(data_class=data_class, entity_type="PERSON", kind="allow", terms="Satya Nadella\nTim Cook"))
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text(json.dumps({"id": "a", "text": "Satya Nadella spoke after Maria Garcia asked a question."}) + "\n")
+    call_command("redact", str(source), "--out", str(out), "--data-class", "Newsroom", "--workers", "1", stdout=io.StringIO())
+    text = json.loads(out.read_text())["text"]
+    assert text.startswith("Satya Nadella spoke") and "Maria Garcia" not in text and "[PERSON]" in text
+
+
+def test_several_data_classes_allow_only_what_every_one_of_them_allows(privacy, db):
+    from training import redaction
+
+    news = make_record(privacy, m.DataClass(name="News", max_epsilon=8))
+    crm = make_record(privacy, m.DataClass(name="CRM", max_epsilon=8))
+    make_record(privacy, m.RedactionRule(data_class=news, entity_type="PERSON", kind="allow", terms="Tim Cook"))
+    make_record(privacy, m.RedactionRule(data_class=news, entity_type="ANY", kind="allow", regex=r"BX-\d{6}"))
+    make_record(privacy, m.RedactionRule(data_class=crm, entity_type="ANY", kind="allow", regex=r"BX-\d{6}"))
+    assert [(a.entity, a.regex, a.terms) for a in redaction.detector_config_for([news]).allow] == \
+        [("ANY", r"BX-\d{6}", ()), ("PERSON", "", ("Tim Cook",))]
+    assert [(a.entity, a.regex) for a in redaction.detector_config_for([news, crm]).allow] == [("ANY", r"BX-\d{6}")]
+
+
+def test_an_allow_rule_needs_a_pattern_or_terms(privacy, db):
+    from django.core.exceptions import ValidationError
+
+    news = make_record(privacy, m.DataClass(name="News", max_epsilon=8))
+    with pytest.raises(ValidationError, match="allow rule needs a pattern"):
+        m.RedactionRule(data_class=news, entity_type="PERSON", kind="allow").full_clean()
+    with pytest.raises(ValidationError, match="Not a valid regular expression"):
+        m.RedactionRule(data_class=news, entity_type="ANY", kind="allow", regex="BX-(").full_clean()

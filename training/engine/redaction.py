@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from vocab.pii import ACTIONS, DROP_RECORD, ENTITY_TYPES, KEEP, MASK, PSEUDONYMIZE  # noqa: F401 - re-exported
-from training.engine.pii.detector import CustomPattern, Detection, DetectorConfig, PiiDetector
+from training.engine.pii.detector import AllowRule, CustomPattern, Detection, DetectorConfig, PiiDetector
 from training.engine.pii.surrogates import SurrogateGenerator
 
 # When spans of different types overlap, or several data classes disagree, the most protective wins.
@@ -419,6 +419,7 @@ def policy_from_json(data: dict) -> tuple[DetectorConfig, RedactionPolicy]:
         ner_model=data.get("ner_model", ""),
         deny_lists={k: tuple(v) for k, v in data.get("deny_lists", {}).items()},
         patterns=tuple(CustomPattern(**p) for p in data.get("patterns", [])),
+        allow=tuple(AllowRule(a["entity"], a.get("regex", ""), tuple(a.get("terms", ()))) for a in data.get("allow", [])),
     )
     policy = RedactionPolicy(actions=data.get("actions", {}), review_threshold=data.get("review_threshold", 0.6),
                              review_all_detections=data.get("review_all_detections", False))
@@ -432,7 +433,7 @@ def main(argv=None) -> int:
     parser.add_argument("--spans", type=Path)
     parser.add_argument("--report", type=Path)
     parser.add_argument("--key-file", type=Path, required=True, help="at least 16 bytes of secret key material")
-    parser.add_argument("--policy", type=Path, help="JSON: actions, deny_lists, patterns, review_threshold, ner_model")
+    parser.add_argument("--policy", type=Path, help="JSON: actions, deny_lists, patterns, allow, review_threshold, ner_model")
     parser.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)))
     args = parser.parse_args(argv)
     records, problems = read_jsonl_records(args.input)

@@ -35,7 +35,9 @@ _NER_IGNORED = ["CARDINAL", "DATE", "EVENT", "FAC", "GPE", "LANGUAGE", "LAW", "L
 # Presidio's own recognizers that ours replace (broader, validated) or that flag what is not
 # personal data on its own (any date, any URL).
 _REPLACED = {"CreditCardRecognizer", "PhoneRecognizer", "IpRecognizer", "UsSsnRecognizer", "DateRecognizer", "UrlRecognizer",
-             "MedicalLicenseRecognizer", "UsBankRecognizer"}
+             "MedicalLicenseRecognizer", "UsBankRecognizer",
+             # A UUID names a row or a request, not a person; training data about systems needs them.
+             "UuidRecognizer"}
 # Entities found in no-context digit runs are weak; a cue word nearby makes them strong.
 _PROPAGATION_SCORE = 0.6
 
@@ -63,10 +65,28 @@ class DetectorConfig:
     score_threshold: float = 0.35
     deny_lists: dict[str, tuple[str, ...]] = field(default_factory=dict)  # entity -> terms
     patterns: tuple[CustomPattern, ...] = ()
+    allow: tuple["AllowRule", ...] = ()  # what the data class needs kept, even when it looks personal
     batch_size: int = 64
 
     def resolved_model(self) -> str:
         return self.ner_model or default_ner_model()
+
+
+@dataclass(frozen=True)
+class AllowRule:
+    """A detection of `entity` ("ANY": of any type) whose whole text matches `regex` or equals one
+    of `terms` (ignoring case) is not personal data for this data class: it is kept."""
+
+    entity: str
+    regex: str = ""
+    terms: tuple[str, ...] = ()
+
+    def allows(self, entity: str, value: str) -> bool:
+        if self.entity not in ("ANY", entity):
+            return False
+        if self.regex and re.fullmatch(self.regex, value):
+            return True
+        return value.casefold() in {t.casefold() for t in self.terms}
 
 
 @dataclass(frozen=True)
@@ -86,17 +106,40 @@ _NOT_ORGANISATIONS = {"customer", "agent", "patient", "dob", "iban", "ssn", "mrn
 _TITLE_START = re.compile(r"(?i)^(?:(?:dear|mr|mrs|ms|mx|miss|dr|prof|sir|madam)\.?\s+)+")
 
 
+_WEAK_US_NUMBERS = frozenset({"US_PASSPORT", "US_DRIVER_LICENSE", "US_ITIN", "UK_NHS", "US_BANK_NUMBER"})
+
+
+def _inside_longer_token(text: str, start: int, end: int) -> bool:
+    """A digit-led match glued to more digits by a hyphen or a digit on either side."""
+    value = text[start:end]
+    if not value[:1].isdigit() and not value[-1:].isdigit():
+        return False
+    after, before = text[end:end + 2], text[max(0, start - 2):start]
+    return bool(re.match(r"\d|-\d", after) and value[-1:].isdigit()) or bool(re.search(r"\d-?\Z", before) and value[:1].isdigit())
+
+
 def _drop_unlikely_entities(text: str, detections: list[Detection]) -> list[Detection]:
     """Drop what the NER model tags by mistake: names with digits in them, and organisations that
     are references, form labels, short acronyms, or overlap something more specific."""
     others = [(d.start, d.end) for d in detections if d.type != "ORGANIZATION"]
     kept = []
     for d in detections:
+        # A number cut out of a longer one ("137-7994872" of order 137-7994872-6664249) is part of
+        # a reference, whatever pattern it happens to fit.
+        if _inside_longer_token(text, d.start, d.end):
+            continue
+        # Presidio's US licence pattern matches any short letter-digit token ("Q3", "A4").
+        if d.type == "US_DRIVER_LICENSE" and sum(c.isdigit() for c in text[d.start:d.end]) < 5:
+            continue
+        # Presidio's weak US number patterns (any nine digits is a "passport") after a reference word.
+        if d.type in _WEAK_US_NUMBERS and _REFERENCE_WORDS.search(text[max(0, d.start - 24):d.start]):
+            continue
         # Names have no digits; "ORD-482913" or "INV-2024-000871" tagged by NER are references.
         if d.type == "PERSON" and d.source == "SpacyRecognizer" and any(c.isdigit() for c in text[d.start:d.end]):
             continue
         value = text[d.start:d.end]
-        if d.type == "ORGANIZATION" and sum(c.isdigit() for c in value) * 10 >= 3 * len(value.replace(" ", "")):
+        if d.type == "ORGANIZATION" and (sum(c.isdigit() for c in value) * 10 >= 3 * len(value.replace(" ", ""))
+                                         or re.search(r"\d+\.\d+|#", value)):  # "Release 8.1.0", "Order #"
             continue
         title = _TITLE_START.match(value) if d.type == "ORGANIZATION" else None
         if title and title.end() < len(value):  # "Dear Dr Opmans" read as an organisation is a person
@@ -140,6 +183,8 @@ def _names_from_emails(text: str, detections: list[Detection]) -> list[Detection
 
 
 _ROW_IDENTIFIER = re.compile(r"(?<![\w-])(?:[A-Z]{1,4}-){0,2}[A-Z]{1,4}-?\d{4,12}(?![\w-])|(?<![\w-])\d{3,4}-\d{4,6}(?:-\d{2,4})?(?![\w-])")
+# Or a bare run of 6 to 16 digits: in a CRM row, "| Bilbao | 8897419829" is the customer's number.
+_ROW_IDENTIFIER_OR_DIGITS = re.compile(_ROW_IDENTIFIER.pattern + r"|(?<![\w.,:/+-])\d{6,16}(?![\w.,:/-])")
 _REFERENCE_WORDS = re.compile(r"(?i)(?:order|invoice|inv|ticket|case|sku|ref|reference|tracking|part|item|product|batch|lot|"
                               r"version|build|po|ord|rma|shipment|parcel|booking)\W{0,3}$")
 
@@ -156,11 +201,36 @@ def _identifiers_in_personal_rows(text: str, detections: list[Detection]) -> lis
     for line in re.finditer(r"[^\n]+", text):
         if not any(line.start() <= d.start < line.end() for d in personal):
             continue
-        for match in _ROW_IDENTIFIER.finditer(line.group()):
+        for match in _ROW_IDENTIFIER_OR_DIGITS.finditer(line.group()):
             start, end = line.start() + match.start(), line.start() + match.end()
             if any(s < end and start < e for s, e in covered) or _REFERENCE_WORDS.search(text[max(0, start - 12):start]):
                 continue
             found.append(Detection(start, end, "ACCOUNT_NUMBER", 0.5, "PersonalRowIdentifier"))
+    return found
+
+
+# A handle, an address's local part or a URL's path segment: letters and digits joined by . _ -,
+# with no spaces (@jsmith92, john.smith, linkedin.com/in/john-smith-42).
+_IDENTIFIER_TOKEN = re.compile(r"[\w][\w.-]*[\w]")
+
+
+def _names_glued_into_identifiers(text: str, name_words: set[str], covered: list[tuple[int, int]]) -> list[Detection]:
+    """A name found in the record, read again inside a handle or a URL ("@jsmith92", "j.smith"):
+    the identifier is that person's too. Only tokens that are identifiers (a digit, a dot, an
+    underscore, or after @ or /), so "Hannah" is not taken for "Anna"."""
+    parts = {fold for w in name_words for fold in [w.casefold()] if len(fold) >= 4 and " " not in fold}
+    if not parts:
+        return []
+    found = []
+    for match in _IDENTIFIER_TOKEN.finditer(text):
+        token = match.group()
+        glued = any(c.isdigit() or c in "._" for c in token) or text[max(0, match.start() - 1):match.start()] in ("@", "/")
+        if not glued or any(s <= match.start() and match.end() <= e or (s < match.end() and match.start() < e)
+                            for s, e in covered):
+            continue
+        folded = token.casefold()
+        if any(part in folded for part in parts):
+            found.append(Detection(match.start(), match.end(), "PERSON", _PROPAGATION_SCORE, "NameInIdentifier"))
     return found
 
 
@@ -227,7 +297,11 @@ class PiiDetector:
                                     (x.recognition_metadata or {}).get("recognizer_name", "")) for x in results]
             detections = _drop_unlikely_entities(text, detections)
             detections += _names_from_emails(text, detections) + _identifiers_in_personal_rows(text, detections)
-            found.append(self._propagate_names(text, detections))
+            detections = self._propagate_names(text, detections)
+            if self.config.allow:
+                detections = [d for d in detections
+                              if not any(rule.allows(d.type, text[d.start:d.end]) for rule in self.config.allow)]
+            found.append(detections)
         return found
 
     def _ner_view(self, text: str) -> str:
@@ -256,4 +330,5 @@ class PiiDetector:
             if not any(s <= match.start() and match.end() <= e for s, e in covered):
                 added.append(Detection(match.start(), match.end(), "PERSON", _PROPAGATION_SCORE, "NamePropagation"))
                 covered.append((match.start(), match.end()))
+        added += _names_glued_into_identifiers(text, words, covered)
         return detections + added

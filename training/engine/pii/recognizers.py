@@ -71,6 +71,20 @@ class PaymentCardRecognizer(PatternRecognizer):
             return False
         return luhn_valid(digits) and card_issuer_plausible(digits)
 
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        # Right after "card" ("my card 3523…", "card no 0604…"), a Luhn-valid number is a card even
+        # from an issuer range the table does not list.
+        seen = {(x.start, x.end) for x in results}
+        for match in self._AFTER_CARD.finditer(text):
+            digits = re.sub(r"[ -]", "", match.group("number"))
+            if (match.start("number"), match.end("number")) not in seen and 12 <= len(digits) <= 19 and luhn_valid(digits):
+                results.append(_result(self, "CREDIT_CARD", match.start("number"), match.end("number"), 0.6))
+        return results
+
+    _AFTER_CARD = re.compile(r"(?i)\b(?:card|visa|mastercard|amex|debit|credit)\b(?:\s+(?:no\.?|number|nr\.?|ending|#))?[:\s#]{1,3}"
+                             r"(?P<number>\d(?:[ -]?\d){11,18})(?![\w-])")
+
 
 # ---------------------------------------------------------------------------- phone numbers
 
@@ -90,7 +104,18 @@ class InternationalPhoneRecognizer(EntityRecognizer):
     regex and parsing only those is both broader (28 regions) and faster.
     """
 
-    CONTEXT = ["phone", "call", "tel", "telephone", "mobile", "cell", "reach", "contact", "fax", "whatsapp", "number", "ring", "text"]
+    # Not "number": "order number 58812943" is the commonest false alarm it would boost.
+    CONTEXT = ["phone", "call", "tel", "telephone", "mobile", "cell", "reach", "contact", "fax", "whatsapp", "ring", "text"]
+    # A bare digit run (no +, no separators) is a phone only where the text says so; elsewhere it
+    # is a record, order, job or barcode number.
+    _CUE_BEFORE = re.compile(r"(?i)(?<![^\W_])(?:phone|ph|tel|telephone|mobile|mob|cell|call|callback|fax|whatsapp|ring|text|"
+                             r"sms|dial|contact|reach|number is|landline|handy|telefon|téléphone|portable|móvil|movil|"
+                             r"telefono|m\.|t\.)(?![^\W_])")
+    _REFERENCE_BEFORE = re.compile(r"(?i)(?:order|invoice|inv|ticket|case|sku|upc|ean|gtin|barcode|ref|reference|tracking|"
+                                   r"lot|batch|id|job|record|build|commit|version|serial|part|item|transaction|txn|claim|"
+                                   r"shipment|parcel|booking|po|so|rma)\W{0,3}(?:no\.?|nr\.?|number|#)?\W{0,3}#?$")
+
+    BARE_DIGITS_SCORE = 0.4
 
     def __init__(self, regions=_PHONE_REGIONS):
         self.regions = regions
@@ -108,9 +133,18 @@ class InternationalPhoneRecognizer(EntityRecognizer):
                 continue
             if re.fullmatch(r"\d+\.\d+", candidate):  # a decimal number, a price
                 continue
+            # "16.6.38.298" is a version: dotted phone numbers never have a one-digit group.
+            if "." in candidate and any(len(g) == 1 for g in re.split(r"[. ]+", candidate.strip("+ ()"))):
+                continue
+            start = match.start() + (len(match.group()) - len(match.group().lstrip()))
+            before = text[max(0, start - 40):start]
+            international = candidate.startswith("+")
+            if not international and self._REFERENCE_BEFORE.search(before):
+                continue
+            if candidate.isdigit() and not self._CUE_BEFORE.search(before):
+                continue
             score = self._score(candidate)
             if score:
-                start = match.start() + (len(match.group()) - len(match.group().lstrip()))
                 results.append(_result(self, "PHONE_NUMBER", start, start + len(candidate.strip()), score))
         return results
 
@@ -126,7 +160,7 @@ class InternationalPhoneRecognizer(EntityRecognizer):
             formatted = international or bool(re.search(r"[\s().-]", candidate.strip()))
             if phonenumbers.is_valid_number(number):
                 # A bare digit run could be anything; separators or a + make it look dialled.
-                return 0.75 if formatted else 0.4
+                return 0.75 if formatted else self.BARE_DIGITS_SCORE
             if international and phonenumbers.is_possible_number(number):
                 # "+33 4 00 62 96 69": dialled with a country code, the right length for that
                 # country, in a range libphonenumber does not list as assigned (yet).
@@ -171,7 +205,9 @@ def _countries() -> list[str]:
 
 _COUNTRY = "(?:" + "|".join(re.escape(c) for c in _countries()) + ")"
 _STREET_SUFFIX = "(?:" + "|".join(re.escape(w) for w in _SUFFIXES) + ")"
-_EU_STREET_WORD = "(?:" + "|".join(re.escape(w) for w in _PREFIXES) + ")"
+# One-letter abbreviations ("C/ Mayor", "R. de Rivoli") only with their mark: a bare "C" is a
+# product ("USB-C hub, 44,03 EUR"), not a street.
+_EU_STREET_WORD = "(?:" + "|".join(re.escape(w) if len(w) > 1 else re.escape(w) + r"(?:/|\.)" for w in _PREFIXES) + ")"
 _UNIT = r"(?:\s*,?\s*(?:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|int|#)\.?\s*#?[\w-]{1,6}|\s*,?\s*\d{1,2}º\s*\d?ª?\s*[A-Z]?\b)?"
 _HOUSE_NUMBER = r"\d{1,5}[a-z]?(?:-\d{1,4}|-[a-z]{1,3})?(?:\s+(?:bis|ter))?"
 _WORD = r"[A-Za-zÀ-ÖØ-öø-ÿ'’.-]+"
@@ -316,6 +352,11 @@ class StrictIpRecognizer(PatternRecognizer):
     ]
     CONTEXT = ["ip", "address", "login", "logged", "from", "host", "client", "remote", "source"]
     _VERSION_BEFORE = re.compile(r"(?i)(?:version|ver\.?|v|release|build|firmware|rev\.?)\s*$")
+    # "upgrades the agent from 10.0.21332.957 to 4.12.0.7": a dotted quad among software words is a
+    # version unless an address word sits right before it.
+    _SOFTWARE_WORDS = re.compile(r"(?i)\b(?:version|release|build|firmware|agent|upgrade[sd]?|update[sd]?|patch(?:ed)?|driver|"
+                                 r"kernel|package|sdk|installed|rolled back|downgrade[sd]?)\b")
+    _ADDRESS_CUE = re.compile(r"(?i)\b(?:ip|address|addr|host|server|remote|src|dst|from ip|client ip|login|logged in)\W{0,4}$")
 
     def __init__(self):
         super().__init__(supported_entity="IP_ADDRESS", patterns=self.PATTERNS, context=self.CONTEXT, name="StrictIpRecognizer")
@@ -329,7 +370,9 @@ class StrictIpRecognizer(PatternRecognizer):
 
     def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
         results = super().analyze(text, entities, nlp_artifacts, regex_flags)
-        return [r for r in results if not self._VERSION_BEFORE.search(text[max(0, r.start - 12):r.start])]
+        return [r for r in results if not self._VERSION_BEFORE.search(text[max(0, r.start - 12):r.start])
+                and not (self._SOFTWARE_WORDS.search(text[max(0, r.start - 48):r.start])
+                         and not self._ADDRESS_CUE.search(text[max(0, r.start - 15):r.start]))]
 
 
 # ---------------------------------------------------------------------------- names in any case
