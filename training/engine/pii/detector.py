@@ -66,6 +66,8 @@ class DetectorConfig:
     deny_lists: dict[str, tuple[str, ...]] = field(default_factory=dict)  # entity -> terms
     patterns: tuple[CustomPattern, ...] = ()
     allow: tuple["AllowRule", ...] = ()  # what the data class needs kept, even when it looks personal
+    # A second model for names, beside spaCy's: "" (none) or "rampart" (training.engine.pii.rampart).
+    person_model: str = ""
     batch_size: int = 64
 
     def resolved_model(self) -> str:
@@ -255,6 +257,17 @@ def _gazetteer():
     return r.load_name_gazetteer()
 
 
+PERSON_MODELS = ("rampart",)
+
+
+def _person_model_recognizer(name: str):
+    if name == "rampart":
+        from training.engine.pii.rampart import RampartPersonRecognizer
+
+        return RampartPersonRecognizer()
+    raise ValueError(f"Unknown person model {name!r}: use one of {', '.join(PERSON_MODELS)}, or leave it empty for none.")
+
+
 class PiiDetector:
     """Finds personal data in texts, in batches (spaCy's `nlp.pipe`)."""
 
@@ -277,6 +290,8 @@ class PiiDetector:
             r.date_of_birth_recognizer(), r.CasedNameRecognizer(first_names, last_names),
         ):
             registry.add_recognizer(recognizer)
+        if self.config.person_model:
+            registry.add_recognizer(_person_model_recognizer(self.config.person_model))
         for entity, terms in self.config.deny_lists.items():
             if terms:
                 registry.add_recognizer(PatternRecognizer(supported_entity=entity, deny_list=list(terms), name=f"DenyList{entity}",
