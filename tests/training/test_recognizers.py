@@ -105,7 +105,8 @@ def test_version_string_is_not_an_ip_address(detector):
 
 
 def test_national_ids_with_a_wrong_check_character_are_ignored(detector):
-    for text in ("DNI: 54497025D", "n° de sécurité sociale: 2 89 01 59 429 566 24"):
+    # Unlabelled: a labelled one ("DNI: 54497025D") is redacted for its label, a typo or not.
+    for text in ("the code 54497025D is on the box", "n° de sécurité sociale: 2 89 01 59 429 566 24"):
         assert not any(t == "NATIONAL_ID" for _, t in found(detector, text)), text
 
 
@@ -196,3 +197,25 @@ def test_a_name_is_found_again_inside_a_handle_or_an_address(detector):
 
 def test_a_name_inside_an_ordinary_word_is_not_taken(detector):
     assert "cannabis" not in {v for v, _ in found(detector, "Anna Kowalski asked whether cannabis oil ships abroad.")}
+
+
+FIELDS = [
+    ('{"customer": {"firstName": "Anna", "lastName": "Kowalski", "dob": "1987-04-03", "taxId": "12345678901"}}',
+     {("Anna", "PERSON"), ("Kowalski", "PERSON"), ("1987-04-03", "DATE_OF_BIRTH"), ("12345678901", "NATIONAL_ID")}),
+    ("id;Vorname;Nachname;Geburtsdatum;Telefon\n1;Jürgen;Müller;03.04.1987;030 1234567\n",
+     {("Jürgen", "PERSON"), ("Müller", "PERSON"), ("03.04.1987", "DATE_OF_BIRTH")}),
+    ("SURNAME: KOWALSKI  GIVEN NAMES: ANNA MARIA\nDATE OF BIRTH: 03/04/1987",
+     {("KOWALSKI", "PERSON"), ("ANNA MARIA", "PERSON"), ("03/04/1987", "DATE_OF_BIRTH")}),
+]
+
+
+@pytest.mark.parametrize("text,expected", FIELDS)
+def test_a_value_is_typed_by_its_json_key_csv_column_or_form_label(detector, text, expected):
+    spans = found(detector, text)
+    assert all(any(t == entity and value in v for v, t in spans) for value, entity in expected), spans
+
+
+def test_fields_that_name_no_person_are_left_alone(detector):
+    for text in ("sku,name,price\nAB-1,Wireless earbuds,19.99\nAB-2,Standing desk,199.00\n",
+                 '{"filename": "report.pdf", "hostname": "build-agent-7", "version": "10.0.1"}'):
+        assert found(detector, text) == set(), text
