@@ -242,7 +242,7 @@ def _train_in(scratch: Path, run: TrainingRun, echo) -> dict:
     out = scratch / "out"
     stored = run_settings.as_dict()  # without the noise seed, and with the one top-level seed
     caps = [dc.max_delta for d in run.datasets.all() for dc in d.data_classes.all() if dc.max_delta is not None]
-    if caps:  # δ = 1/N by default, but never above what a data class allows
+    if caps:  # δ = min(cap, 1/(10·N)) by default, the cap never above what a data class allows
         stored["training"]["max_delta"] = min(caps + [stored["training"]["max_delta"] or 1.0])
     config = {"base_model": run.base_model.location, "data": str(data_path), "out": str(out), "seed": run_settings.seed,
               "holdout_fraction": run_settings.holdout_fraction, "canaries": stored["canaries"], "training": stored["training"]}

@@ -105,12 +105,17 @@ def delta_above_class_max(ctx):
 def delta_above_default_max(ctx):
     """Without a data class that allows more, δ stays at or below the ceiling the engine defaults to."""
     t = None if ctx.settings is None else ctx.settings.training
-    if t is None or not t.dp or t.target_delta is None or t.target_delta <= ctx.delta_ceiling:
+    if t is None or not t.dp:
+        return
+    # A δ asked for directly, or a raised cap on the default δ (`max_delta`): either one would take
+    # δ above the ceiling.
+    delta, what = (t.target_delta, "uses δ =") if t.target_delta is not None else (t.max_delta, "raises the cap on δ to")
+    if delta is None or delta <= ctx.delta_ceiling:
         return
     if any(c.max_delta is not None for _, c in _class_pairs(ctx)):
-        return  # the class maxima decide (delta_above_class_max)
+        return  # the class maxima decide (delta_above_class_max; the pipeline caps max_delta by them)
     yield Finding(BLOCKER, "delta_above_default_max",
-                  f"This {ctx.subject} uses δ = {t.target_delta:g}, and no data class of its datasets allows a δ above "
+                  f"This {ctx.subject} {what} {delta:g}, and no data class of its datasets allows a δ above "
                   f"{ctx.delta_ceiling:g}: δ is the probability that the guarantee fails outright, so it must stay tiny "
                   "unless the privacy officer has allowed more for this data.")
 

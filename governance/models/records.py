@@ -66,7 +66,7 @@ class DataClass(GovernanceRecord):
     )
     max_delta = models.FloatField(
         "maximum δ", null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(0.01)],
-        help_text="Largest δ a run may use. Empty: at most 1/N, N the number of records.",
+        help_text="Largest δ a run may use. Empty: at most 1e-5, and always below 1/(10·N), N the records (or subjects) trained on.",
     )
     allowed_compute_kinds = models.JSONField(default=list, blank=True, help_text="Empty: any kind of compute.")
     allowed_regions = models.JSONField(default=list, blank=True, help_text="Region codes, e.g. eu-west-1. Empty: any.")

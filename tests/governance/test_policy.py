@@ -157,6 +157,17 @@ def test_delta_above_the_default_ceiling_without_a_class_allowing_it_blocks(good
     assert "uses δ = 0.0001, and no data class of its datasets allows a δ above 1e-05" in finding.message
 
 
+def test_a_raised_cap_on_the_default_delta_blocks_like_a_delta_asked_for(good_request):
+    """`max_delta` raises the cap the engine's default δ = min(cap, 1/(10N)) uses: at 0.5 and N = 30,
+    δ would be 0.0033, far above 1e-5, with no class allowing it (outside review of issue 12)."""
+    [finding] = by_code(good_request(settings={"training": {"max_delta": 0.5}}), "delta_above_default_max")
+    assert finding.severity == "blocker" and "raises the cap on δ to 0.5" in finding.message
+
+
+def test_a_lowered_cap_on_the_default_delta_passes(good_request):
+    assert by_code(good_request(settings={"training": {"max_delta": 1e-6}}), "delta_above_default_max") == []
+
+
 def test_delta_above_the_default_ceiling_passes_where_a_class_allows_it(engineer, good_request):
     dataset = good_dataset(engineer, good_data_class(max_delta=1e-3))
     request = good_request(datasets=[dataset], settings={"training": {"target_delta": 1e-4}})

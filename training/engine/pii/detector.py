@@ -14,6 +14,7 @@ from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
 
 from training.engine.pii import recognizers as r
 from training.engine.pii.fields import StructuredFieldRecognizer
+from training.engine.pii.national_ids import ChecksummedNationalIdRecognizer
 
 
 def _use_bundled_public_suffix_list() -> None:
@@ -289,7 +290,7 @@ class PiiDetector:
             r.PaymentCardRecognizer(), r.InternationalPhoneRecognizer(), r.StreetAddressRecognizer(), r.NationalIdRecognizer(),
             r.ProfileUrlRecognizer(), r.StrictIpRecognizer(), r.account_number_recognizer(), r.medical_record_recognizer(),
             r.date_of_birth_recognizer(), r.CasedNameRecognizer(first_names, last_names),
-            StructuredFieldRecognizer(first_names, last_names),
+            StructuredFieldRecognizer(first_names, last_names), ChecksummedNationalIdRecognizer(),
         ):
             registry.add_recognizer(recognizer)
         if self.config.person_model:

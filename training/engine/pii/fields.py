@@ -99,6 +99,25 @@ def _plausible(entity: str, value: str, first_names: set[str], last_names: set[s
     return True
 
 
+_DATE_AT_START = re.compile(r"(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\d{1,2}(?:st|nd|rd|th)?\.?\s+(?:of\s+)?"
+                            r"[^\W\d_]{3,9}\.?,?\s+\d{4}|[^\W\d_]{3,9}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4})")
+
+
+def _prose_value_end(text: str, label: str, start: int, end: int) -> int:
+    """Where a labelled value ends in running text ("DOB: 1984-03-12, phone …"): a date of birth
+    is the date at its start; a number ends at the first comma, semicolon or bracket, or before a
+    word; a name or an address runs to the end of its field. 0: no value."""
+    entity = entity_for_key(label)
+    value = text[start:end]
+    if entity == "DATE_OF_BIRTH":
+        date = _DATE_AT_START.match(value)
+        return start + date.end() if date else 0
+    if entity in _NEEDS_DIGIT:
+        cut = re.search(r",\s|;|\s\(|\s[^\W\d_]{3,}", value)
+        return start + (cut.start() if cut else len(value))
+    return end
+
+
 def _delimiter_of(line: str) -> str | None:
     counts = {d: line.count(d) for d in (",", ";", "\t", "|")}
     best = max(counts, key=counts.get)
@@ -147,7 +166,9 @@ class StructuredFieldRecognizer(EntityRecognizer):
         for match in _LABELLED.finditer(text):
             if text[max(0, match.start() - 1):match.start()] == '"':
                 continue  # a JSON key, done above
-            self._add(found, text, match.group("label"), match.start("value"), match.end("value"))
+            start, end = match.start("value"), _prose_value_end(text, match.group("label"), match.start("value"), match.end("value"))
+            if end:
+                self._add(found, text, match.group("label"), start, end)
         return [self._result(entity, start, end) for (start, end), entity in found.items() if entity in entities]
 
     def _add(self, found: dict, text: str, key: str, start: int, end: int) -> None:
