@@ -219,3 +219,15 @@ def test_fields_that_name_no_person_are_left_alone(detector):
     for text in ("sku,name,price\nAB-1,Wireless earbuds,19.99\nAB-2,Standing desk,199.00\n",
                  '{"filename": "report.pdf", "hostname": "build-agent-7", "version": "10.0.1"}'):
         assert found(detector, text) == set(), text
+
+
+@pytest.mark.parametrize("text,value", [
+    ("DOB: 1984-03-12, phone +44 20 7946 0958.", "1984-03-12"),
+    ("Geburtsdatum: 3. April 1987 in Köln", "3. April 1987"),
+    ("DOB: 03 APR 87, phone on file", "03 APR 87"),
+])
+def test_a_labelled_date_of_birth_in_prose_ends_where_the_date_does(text, value):
+    from training.engine.pii.fields import StructuredFieldRecognizer
+
+    results = StructuredFieldRecognizer().analyze(text, ["DATE_OF_BIRTH"])
+    assert [text[r.start:r.end] for r in results] == [value]

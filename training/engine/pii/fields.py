@@ -87,7 +87,7 @@ def _plausible(entity: str, value: str, first_names: set[str], last_names: set[s
     if value.strip().casefold() in _EMPTY:
         return False
     if entity in _NEEDS_DIGIT:
-        return sum(c.isdigit() for c in value) >= (6 if entity != "IP_ADDRESS" else 4)
+        return sum(c.isdigit() for c in value) >= (4 if entity in ("IP_ADDRESS", "DATE_OF_BIRTH") else 6)
     if entity == "PERSON":
         words = re.findall(r"[^\W\d_][^\W\d_'’.-]*", value)
         if not words or len(words) > 6 or any(c.isdigit() for c in value) or "@" in value:
@@ -111,7 +111,12 @@ def _prose_value_end(text: str, label: str, start: int, end: int) -> int:
     value = text[start:end]
     if entity == "DATE_OF_BIRTH":
         date = _DATE_AT_START.match(value)
-        return start + date.end() if date else 0
+        if date:
+            return start + date.end()
+        # A shape the date pattern does not know ("1987.04.03", "03 APR 87"): up to the first comma,
+        # semicolon or bracket; the label says it is a birth date.
+        cut = re.search(r",\s|;|\s\(", value)
+        return start + (cut.start() if cut else len(value))
     if entity in _NEEDS_DIGIT:
         cut = re.search(r",\s|;|\s\(|\s[^\W\d_]{3,}", value)
         return start + (cut.start() if cut else len(value))
