@@ -31,8 +31,28 @@ def default_audit_config() -> dict:
 
 
 @transaction.atomic
+# Who may do what with a run's audits and adapter: the one place each rule lives. Each says why
+# not ("" when the user may); the pages show or hide their buttons by it, the actions refuse with it.
+
+def audit_request_refusal(user, run: TrainingRun) -> str:
+    if run.created_by_id == user.pk or user.has_perm("audits.release_adapter"):
+        return ""
+    return "Only the run's engineer or the privacy officer queues an audit of its adapter."
+
+
+def download_refusal(user, run: TrainingRun) -> str:
+    if not (run.created_by_id == user.pk or user.has_perm("audits.release_adapter")):
+        return "Only the run's engineer or the privacy officer downloads its adapter."
+    if not adapter_is_released(run):
+        return "The adapter is downloadable only once the privacy officer has released it."
+    return ""
+
+
 def queue_audit(actor, run: TrainingRun, *, config: dict | None = None, enqueue: bool = True) -> AdapterAudit:
-    """Queue the attacks against a trained run's adapter (after training, or again on demand)."""
+    """Queue the attacks against a trained run's adapter (after training, or again on demand;
+    `actor` None: the portal itself, after training)."""
+    if actor is not None and (refusal := audit_request_refusal(actor, run)):
+        raise PermissionError(refusal)
     run = TrainingRun.objects.select_for_update().get(pk=run.pk)
     if run.state != RunState.SUCCEEDED:
         raise ValueError(f"Run {run.pk} has no adapter to audit ({run.get_state_display().lower()}).")
@@ -203,5 +223,7 @@ def adapter_is_released(run: TrainingRun) -> bool:
 
 @transaction.atomic  # the trail writer refuses to write outside a transaction (a 500 on the real path)
 def record_adapter_download(actor, run: TrainingRun) -> None:
+    if refusal := download_refusal(actor, run):
+        raise PermissionError(refusal)
     record_event(actor, "adapter.downloaded", run, f"{actor} downloaded the adapter of run {run.pk}",
                  {"run": run.pk, "adapter": {a.name: a.sha256 for a in run.artifacts.filter(kind="adapter", deleted_at__isnull=True)}})

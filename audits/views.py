@@ -19,11 +19,11 @@ from training.views import RunAccessMixin
 
 
 def can_request_audit(user, run: TrainingRun) -> bool:
-    return run.created_by_id == user.pk or user.has_perm("audits.release_adapter")
+    return not actions.audit_request_refusal(user, run)
 
 
 def can_download_adapter(user, run: TrainingRun) -> bool:
-    return (run.created_by_id == user.pk or user.has_perm("audits.release_adapter")) and actions.adapter_is_released(run)
+    return not actions.download_refusal(user, run)
 
 
 # Sections of the training run's page (training.run_page; registered in audits.apps): a run is
@@ -139,8 +139,8 @@ class AdapterDownloadView(RunAccessMixin, View):
 
     def get(self, request, pk):
         run = self.get_run(pk)
-        if not can_download_adapter(request.user, run):
-            raise PermissionDenied("The adapter is downloadable only once the privacy officer has released it.")
+        if refusal := actions.download_refusal(request.user, run):
+            raise PermissionDenied(refusal)
         buffer = io.BytesIO()
         files = run.artifacts.filter(kind=ArtifactKind.ADAPTER, deleted_at__isnull=True)
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -284,8 +284,8 @@ def edit_model_card(actor, card, sections: dict):
     from workflow.models import ModelCard, ModelCardState
 
     card = ModelCard.objects.select_for_update().select_related("run").get(pk=card.pk)
-    if card.run.created_by_id != actor.pk:
-        raise PermissionError("Only the engineer who owns the run edits its model card.")
+    if refusal := card.edit_refusal(actor):
+        raise PermissionError(refusal)
     unknown = set(sections) - set(model_cards.SECTION_KEYS)
     if unknown:
         raise ModelCardRefused(f"A model card has no section {', '.join(sorted(unknown))}.")
@@ -314,11 +314,9 @@ def approve_model_card(actor, card, seen_hash: str):
     the page showed them. A card that changed since is refused, and the approval binds the hash."""
     from workflow.models import ModelCard, ModelCardState
 
-    if not actor.has_perm("governance.approve_modelcard"):
-        raise PermissionError("Only the privacy officer approves model cards.")
     card = ModelCard.objects.select_for_update().select_related("run").get(pk=card.pk)
-    if card.run.created_by_id == actor.pk:
-        raise PermissionError("You trained this adapter: someone else must approve its model card.")
+    if refusal := card.approval_refusal(actor):
+        raise PermissionError(refusal)
     current = card.compute_content_hash()
     if (seen_hash or "").strip().lower() != current:
         raise ModelCardRefused("The model card changed since you opened it: read the current version and approve that.")

@@ -27,11 +27,11 @@ def card_url(run_pk: int) -> str:
 
 
 def can_edit_card(user, card: ModelCard) -> bool:
-    return card.run.created_by_id == user.pk
+    return not card.edit_refusal(user)
 
 
 def can_approve_card(user, card: ModelCard) -> bool:
-    return user.has_perm("governance.approve_modelcard") and card.run.created_by_id != user.pk
+    return not card.approval_refusal(user)
 
 
 def can_draft_card(user, run) -> bool:

@@ -274,3 +274,17 @@ class ModelCard(models.Model):
 
     def compute_content_hash(self) -> str:
         return hashlib.sha256(canonical_json({"sections": self.sections, "facts": self.facts}).encode()).hexdigest()
+
+    # Who may do what with a card: the one place each rule lives. Each says why not ("" when the
+    # user may); the pages show or hide their buttons by it, and the actions refuse with the sentence.
+    def edit_refusal(self, user) -> str:
+        if self.run.created_by_id != user.pk:
+            return "Only the engineer who owns the run edits its model card."
+        return ""
+
+    def approval_refusal(self, user) -> str:
+        if not user.has_perm("governance.approve_modelcard"):
+            return "Only the privacy officer approves model cards."
+        if self.run.created_by_id == user.pk:
+            return "You trained this adapter: someone else must approve its model card."
+        return ""

@@ -221,3 +221,15 @@ def test_a_worker_restart_fails_its_audits_and_an_audit_past_the_time_limit_anyw
         item.refresh_from_db()
         assert item.state == state
     assert "time limit" in lost.failure_reason and "stopped while" in mine.failure_reason
+
+
+def test_the_actions_refuse_what_the_pages_hide(engineer, other_engineer, trained_run):
+    """Each permission rule lives once (issue 13): the action refuses an outsider the same way the
+    page does, whoever calls it."""
+    with pytest.raises(PermissionError, match="Only the run's engineer or the privacy officer queues"):
+        actions.queue_audit(other_engineer, trained_run)
+    with pytest.raises(PermissionError, match="Only the run's engineer or the privacy officer downloads"):
+        actions.record_adapter_download(other_engineer, trained_run)
+    with pytest.raises(PermissionError, match="only once the privacy officer has released it"):
+        actions.record_adapter_download(engineer, trained_run)
+    assert not trained_run.audits.exists()

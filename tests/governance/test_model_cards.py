@@ -279,3 +279,16 @@ def test_an_underpowered_one_run_audit_says_the_card_could_not_test_the_claim(tr
     completed_audit(trained_run, report={**REPORT, "one_run": {**REPORT["one_run"], "max_provable_epsilon": 1.9}})
     privacy = actions.draft_model_card(trained_run).sections["privacy"]
     assert "it could show at most ε ≥ 1.9, below the claimed ε = 3.2, so it could not test the claim" in privacy
+
+
+def test_the_card_says_why_a_user_may_not_edit_or_approve_it_and_the_page_and_action_agree(engineer, privacy, card):
+    """One place per rule (issue 13): the page's buttons and the actions read the same refusal."""
+    from workflow.model_card_views import can_approve_card, can_edit_card
+
+    assert card.edit_refusal(engineer) == "" and can_edit_card(engineer, card)
+    assert card.edit_refusal(privacy) == "Only the engineer who owns the run edits its model card."
+    assert not can_edit_card(privacy, card)
+    assert card.approval_refusal(engineer) == "Only the privacy officer approves model cards."
+    assert card.approval_refusal(privacy) == "" and can_approve_card(privacy, card)
+    with pytest.raises(PermissionError, match="Only the engineer who owns the run"):
+        actions.edit_model_card(privacy, card, {"factors": "x"})
