@@ -37,6 +37,10 @@ only if the portal recorded it while that key was current.
 
 Exit status: 0 valid, 1 invalid, 2 unreadable input (not a zip, no such file, a bad key).
 This module must not import Django: a regulator runs it without the portal.
+
+The zip-structure checks (entries, names, bytes outside the entries, the size budget) are in
+`audits.verify_zip`; here are the signature, the manifest's hashes, the keys and their periods,
+the events' hashes and the command line.
 """
 
 from __future__ import annotations
@@ -45,27 +49,25 @@ import argparse
 import datetime as dt
 import hashlib
 import json
-import struct
 import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from audits.verify_zip import (  # importers take PackUnreadable from here too
+    MAX_UNCOMPRESSED_BYTES, PackUnreadable, hash_member, read_small, shown, zip_entries,
+)
 
 MANIFEST = "manifest.json"
 SIGNATURE = "signature.sig"
 RESULTS = "results.json"
 PUBLIC_KEY = "public_key.pem"
 FORMAT = "provenant-evidence-pack/1"
-MAX_UNCOMPRESSED_BYTES = 4 * 1024**3  # a pack is tens of MB at most; anything far larger is a zip bomb
 KEYRING_FORMAT = "provenant-signing-keys/1"
 # How far past its key's retirement a pack's times may be and still count as signed in the key's
 # period: a pack is recorded seconds after it is signed (the PDF renders first), and the times of
 # its inputs come from worker hosts whose clocks may be minutes apart from the web host's.
 PERIOD_SLACK = dt.timedelta(minutes=10)
-
-
-class PackUnreadable(Exception):
-    """The input is not something verification can start on (not a zip, a bad key)."""
 
 
 @dataclass
@@ -116,78 +118,6 @@ def fingerprint(public_key) -> str:
     return hashlib.sha256(public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).hexdigest()
 
 
-def _hash_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: list[int]) -> str:
-    digest = hashlib.sha256()
-    with archive.open(info) as member:
-        while chunk := member.read(1 << 20):
-            budget[0] -= len(chunk)
-            if budget[0] < 0:
-                raise PackUnreadable(f"The pack expands to more than {MAX_UNCOMPRESSED_BYTES // 1024**3} GiB: refused.")
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _read_small(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int = 64 * 1024**2) -> bytes:
-    if info.file_size > limit:
-        raise PackUnreadable(f"{info.filename} is implausibly large ({info.file_size} bytes).")
-    return archive.read(info)
-
-
-def _shown(name: str) -> str:
-    """A name as the problem list prints it: control characters (a NUL, a newline) escaped."""
-    return name if name.isprintable() else repr(name)
-
-
-def _unsafe_name(name: str) -> str:
-    """Why an entry's name is not a plain relative path, or "" when it is."""
-    if "\0" in name or not name.isprintable():
-        return "it holds a control character"
-    if name.startswith(("/", "\\")) or (name[:1].isalpha() and name[1:2] == ":"):
-        return "an absolute path"
-    if "\\" in name:
-        return "a backslash, a folder separator elsewhere"
-    if any(part in ("", ".", "..") for part in name.split("/")):
-        return "an empty, '.' or '..' path component"
-    return ""
-
-
-def _bytes_outside_entries(archive: zipfile.ZipFile) -> list[str]:
-    """The entries' local records must tile the zip from its first byte to the central directory,
-    and the end record must close the file with no comment: bytes anywhere else (a prefix, a
-    local entry the central directory omits, a trailer) are content that escapes the manifest."""
-    raw = archive.fp
-    found = []
-    position = 0
-    for info in sorted(archive.infolist(), key=lambda i: i.header_offset):
-        if info.header_offset != position:
-            what = "before the first entry" if position == 0 else "between two entries"
-            found.append(f"{abs(info.header_offset - position)} bytes {what} belong to no listed entry (at offset {position})")
-        raw.seek(info.header_offset)
-        header = raw.read(zipfile.sizeFileHeader)
-        if len(header) != zipfile.sizeFileHeader or header[:4] != zipfile.stringFileHeader:
-            found.append(f"{_shown(info.orig_filename)} has no local header where the central directory points")
-            return found
-        name_length, extra_length = struct.unpack("<HH", header[26:30])
-        position = info.header_offset + zipfile.sizeFileHeader + name_length + extra_length + info.compress_size
-        if info.flag_bits & 0x08:  # a data descriptor follows the data: optional signature, CRC, two sizes of 4 or 8 bytes
-            raw.seek(position)
-            signed = raw.read(4) == b"PK\x07\x08"
-            following = min([i.header_offset for i in archive.infolist() if i.header_offset > info.header_offset],
-                            default=archive.start_dir)
-            sizes = [4 * signed + 4 + 2 * width for width in (4, 8)]
-            position += next((size for size in sizes if position + size == following), sizes[0])
-    if position != archive.start_dir:
-        found.append(f"{abs(archive.start_dir - position)} bytes before the central directory belong to no listed entry")
-    if archive.comment:
-        found.append(f"the zip carries a comment of {len(archive.comment)} bytes, which no manifest covers")
-    raw.seek(0, 2)
-    end = raw.tell()
-    raw.seek(max(end - zipfile.sizeEndCentDir, 0))
-    if raw.read(4) != zipfile.stringEndArchive:
-        found.append("bytes follow the zip's end record")
-    return found
-
-
 def verify_pack(path, public_key_pem: bytes | str) -> Result:
     """Check a pack against the public key you trust. Raises PackUnreadable when it cannot start."""
     key = load_public_key(public_key_pem)
@@ -209,22 +139,9 @@ def _verify_archive(archive: zipfile.ZipFile, key) -> Result:
         problems.append(f"{name}: {text}")
         status.setdefault(name, text)
 
-    # Entries go by their name as stored (orig_filename): zipfile cuts a name at a NUL byte, other tools may not.
-    members: dict[str, zipfile.ZipInfo] = {}
-    seen: set[str] = set()
-    for info in archive.infolist():
-        name = info.orig_filename
-        if name in seen:
-            problem(_shown(name), "appears twice in the zip; a reader could be shown either copy")
-        seen.add(name)
-        if info.is_dir():
-            problem(_shown(name), "is a directory entry; a pack holds only the files its manifest lists")
-        elif (unsafe := _unsafe_name(name)):
-            problem(_shown(name), f"is not a plain file name ({unsafe}); an unzip tool could write it elsewhere")
-        else:
-            members[name] = info
-    for text in _bytes_outside_entries(archive):
-        problem("(zip)", text)
+    members, structure = zip_entries(archive)
+    for name, text in structure:
+        problem(name, text)
 
     # 1. The signature over the manifest's exact bytes.
     manifest: dict = {}
@@ -234,9 +151,9 @@ def _verify_archive(archive: zipfile.ZipFile, key) -> Result:
             problem(name, "missing from the pack")
     try:
         if MANIFEST in members:
-            manifest_bytes = _read_small(archive, members[MANIFEST])
+            manifest_bytes = read_small(archive, members[MANIFEST])
         if SIGNATURE in members:
-            text = _read_small(archive, members[SIGNATURE], 4096).decode("ascii").strip()
+            text = read_small(archive, members[SIGNATURE], 4096).decode("ascii").strip()
             signature = bytes.fromhex(text)
             if len(signature) != 64:
                 raise ValueError(f"{len(signature)} bytes, not 64")
@@ -278,24 +195,24 @@ def _verify_archive(archive: zipfile.ZipFile, key) -> Result:
             problem(name, "the manifest lists itself or the signature, which it cannot")
             continue
         if name not in members:
-            problem(_shown(name), "listed in the manifest but missing from the pack")
+            problem(shown(name), "listed in the manifest but missing from the pack")
             continue
         try:
-            actual = _hash_member(archive, members[name], budget)
+            actual = hash_member(archive, members[name], budget)
         except zipfile.BadZipFile as exc:
             problem(name, f"damaged inside the zip ({exc})")
             continue
         if actual != expected:
-            problem(name, f"its SHA-256 is {actual}, the manifest says {_shown(str(expected))}: the file was changed")
+            problem(name, f"its SHA-256 is {actual}, the manifest says {shown(str(expected))}: the file was changed")
         else:
             status.setdefault(name, "ok")
     for name in sorted(set(members) - set(listed) - {MANIFEST, SIGNATURE}):
-        problem(_shown(name), "is in the pack but not listed in the manifest")
+        problem(shown(name), "is in the pack but not listed in the manifest")
 
     # 3. The copy of the key inside the pack should be the key you trust.
     if PUBLIC_KEY in members and status.get(PUBLIC_KEY) == "ok":
         try:
-            packed = load_public_key(_read_small(archive, members[PUBLIC_KEY], 64 * 1024))
+            packed = load_public_key(read_small(archive, members[PUBLIC_KEY], 64 * 1024))
             if fingerprint(packed) != fingerprint(key):
                 problem(PUBLIC_KEY, f"is another key (fingerprint {fingerprint(packed)}) than the one given ({fingerprint(key)})")
         except PackUnreadable as exc:
@@ -303,7 +220,7 @@ def _verify_archive(archive: zipfile.ZipFile, key) -> Result:
 
     # 4. The audit-trail excerpt: each event's hash over its own fields.
     if RESULTS in members and status.get(RESULTS) == "ok":
-        for text in _check_events(_read_small(archive, members[RESULTS], 512 * 1024**2)):
+        for text in _check_events(read_small(archive, members[RESULTS], 512 * 1024**2)):
             problem(RESULTS, text)
 
     return Result(valid=not problems, problems=problems, files=status, manifest=manifest)
@@ -361,12 +278,12 @@ def _declared_fingerprint(archive: zipfile.ZipFile) -> str | None:
     names = {info.orig_filename: info for info in archive.infolist()}
     try:
         if MANIFEST in names:
-            manifest = json.loads(_read_small(archive, names[MANIFEST]).decode("utf-8"))
+            manifest = json.loads(read_small(archive, names[MANIFEST]).decode("utf-8"))
             declared = (manifest.get("signature") or {}).get("public_key_sha256") if isinstance(manifest, dict) else None
             if isinstance(declared, str) and len(declared) == 64:
                 return declared.lower()
         if PUBLIC_KEY in names:
-            return fingerprint(load_public_key(_read_small(archive, names[PUBLIC_KEY], 64 * 1024)))
+            return fingerprint(load_public_key(read_small(archive, names[PUBLIC_KEY], 64 * 1024)))
     except (PackUnreadable, zipfile.BadZipFile, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
         return None
     return None
