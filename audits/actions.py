@@ -30,7 +30,6 @@ def default_audit_config() -> dict:
     return config
 
 
-@transaction.atomic
 # Who may do what with a run's audits and adapter: the one place each rule lives. Each says why
 # not ("" when the user may); the pages show or hide their buttons by it, the actions refuse with it.
 
@@ -48,6 +47,7 @@ def download_refusal(user, run: TrainingRun) -> str:
     return ""
 
 
+@transaction.atomic
 def queue_audit(actor, run: TrainingRun, *, config: dict | None = None, enqueue: bool = True) -> AdapterAudit:
     """Queue the attacks against a trained run's adapter (after training, or again on demand;
     `actor` None: the portal itself, after training)."""
