@@ -16,6 +16,8 @@ from typing import Callable, List
 
 from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerResult
 
+from training.engine.pii.recognizers import luhn_valid
+
 
 def _digits(value: str) -> str:
     return re.sub(r"\D", "", value)
@@ -28,14 +30,6 @@ def bsn_valid(value: str) -> bool:
         return False
     total = sum(int(c) * w for c, w in zip(d[:8], range(9, 1, -1))) - int(d[8])
     return total % 11 == 0 and total != 0
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for i, c in enumerate(reversed(digits)):
-        n = int(c) * (2 if i % 2 else 1)
-        total += n - 9 if n > 9 else n
-    return total % 10 == 0
 
 
 def sin_valid(value: str) -> bool:

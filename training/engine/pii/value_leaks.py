@@ -14,6 +14,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from training.engine.pii.value_index import _digit_dominant  # the index's own rule: phones, cards, IBANs, IDs
+
 # Name parts shorter than this, or these words, are too common to call a leak on their own.
 MIN_NAME_PART = 3
 _NAME_STOPWORDS = frozenset({"the", "and", "van", "von", "der", "den", "del", "della", "de", "da", "di", "du", "la", "le",
@@ -32,12 +34,6 @@ def fold(text: str) -> str:
 
 def _compact(text: str) -> str:
     return "".join(c for c in fold(text) if c.isalnum())
-
-
-def _digit_dominant(value: str) -> bool:
-    alnum = [c for c in value if c.isalnum()]
-    digits = sum(c.isdigit() for c in alnum)
-    return digits >= MIN_COMPACT and digits * 10 >= 6 * len(alnum)
 
 
 def name_parts(value: str) -> list[str]:
